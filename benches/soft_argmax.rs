@@ -1,0 +1,84 @@
+//! Soft-argmax: fused CPU kernel against the composite candle path, forward alone and
+//! forward + backward, at the map shapes of the paper's models, in GB/s of maps read.
+//! `read_bandwidth` sums the same bytes with all cores: the machine's memory read
+//! bandwidth, the ceiling for the forward pass.
+//!
+//! Run: `cargo bench --bench soft_argmax -- --warm-up-time 1 --measurement-time 3`.
+
+use candle_core::{DType, Device, Tensor, Var};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use landmark_ssl::ops::{soft_argmax, soft_argmax_composite};
+use std::hint::black_box;
+
+const SHAPES: [(usize, usize, usize, usize); 3] = [(32, 68, 64, 64), (32, 5, 60, 60), (64, 19, 80, 80)];
+const BETA: f64 = 1.0;
+
+/// A plain parallel sum over `v` (one thread per core, 8 independent accumulators).
+fn parallel_sum(v: &[f32]) -> f32 {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = v.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = v
+            .chunks(chunk)
+            .map(|c| {
+                s.spawn(move || {
+                    let mut acc = [0f32; 16];
+                    let mut it = c.chunks_exact(16);
+                    for x in &mut it {
+                        for l in 0..16 {
+                            acc[l] += x[l];
+                        }
+                    }
+                    acc.iter().sum::<f32>() + it.remainder().iter().sum::<f32>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0.0)).sum()
+    })
+}
+
+fn bench(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    for &(b, k, h, w) in &SHAPES {
+        let maps = Tensor::randn(0f32, 1.0, (b, k, h, w), &dev).unwrap();
+        let raw: Vec<f32> = maps.flatten_all().unwrap().to_vec1().unwrap();
+        let weights = Tensor::randn(0f32, 1.0, (b, k, 2), &dev).unwrap();
+        let var = Var::from_tensor(&maps).unwrap();
+        let bytes = (b * k * h * w * DType::F32.size_in_bytes()) as u64;
+        let id = format!("{b}x{k}x{h}x{w}");
+        let mut g = c.benchmark_group("soft_argmax");
+        g.sample_size(10);
+        g.throughput(Throughput::Bytes(bytes));
+        g.bench_function(BenchmarkId::new("read_bandwidth", &id), |bch| {
+            bch.iter(|| black_box(parallel_sum(black_box(&raw))))
+        });
+        g.bench_function(BenchmarkId::new("fused_fwd", &id), |bch| {
+            bch.iter(|| black_box(soft_argmax(&maps, BETA).unwrap()))
+        });
+        g.bench_function(BenchmarkId::new("composite_fwd", &id), |bch| {
+            bch.iter(|| black_box(soft_argmax_composite(&maps, BETA).unwrap()))
+        });
+        g.bench_function(BenchmarkId::new("fused_fwd_bwd", &id), |bch| {
+            bch.iter(|| {
+                let loss = (soft_argmax(var.as_tensor(), BETA).unwrap() * &weights)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap();
+                black_box(loss.backward().unwrap())
+            })
+        });
+        g.bench_function(BenchmarkId::new("composite_fwd_bwd", &id), |bch| {
+            bch.iter(|| {
+                let loss = (soft_argmax_composite(var.as_tensor(), BETA).unwrap() * &weights)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap();
+                black_box(loss.backward().unwrap())
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,152 @@
+//! The crate's error type: every variant names the file, line, sample or argument at fault.
+
+use std::path::PathBuf;
+
+/// Errors of the data crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An image could not be opened or decoded.
+    #[error("cannot read image {path}: {source}")]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// The decoder's error.
+        #[source]
+        source: image::ImageError,
+    },
+    /// No image file was found for an annotation.
+    #[error("{annotation}:{line}: no image found (tried {tried:?})")]
+    MissingImage {
+        /// The annotation file (or list file) naming the image.
+        annotation: PathBuf,
+        /// 1-based line of the entry in a list file (0 for one-file-per-image formats).
+        line: usize,
+        /// The image paths that were tried.
+        tried: Vec<PathBuf>,
+    },
+    /// A line of an annotation file could not be parsed.
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        /// The annotation file.
+        path: PathBuf,
+        /// 1-based line number (0 when the error concerns the whole file).
+        line: usize,
+        /// What was wrong.
+        message: String,
+    },
+    /// An annotation has the wrong number of points.
+    #[error("{path}:{line}: expected {expected} points, found {found}")]
+    PointCount {
+        /// The annotation file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// Points announced by the header or required by the format.
+        expected: usize,
+        /// Points found.
+        found: usize,
+    },
+    /// A coordinate is NaN or infinite.
+    #[error("{path}:{line}: landmark {index} has a non-finite coordinate ({x}, {y})")]
+    NonFinite {
+        /// The annotation file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// 0-based landmark index.
+        index: usize,
+        /// The x coordinate read.
+        x: f64,
+        /// The y coordinate read.
+        y: f64,
+    },
+    /// Samples of one data set have different landmark counts.
+    #[error("sample {index} ({path}) has {found} landmarks, the data set has {expected}")]
+    LandmarkCountMismatch {
+        /// Index of the offending sample.
+        index: usize,
+        /// Its annotation or image path (empty when generated).
+        path: PathBuf,
+        /// The data set's landmark count.
+        expected: usize,
+        /// The sample's landmark count.
+        found: usize,
+    },
+    /// A data set (or a split, or a batch) has no samples.
+    #[error("empty data set: {what}")]
+    EmptyDataset {
+        /// Which data set or directory.
+        what: String,
+    },
+    /// An SQLite error while reading an AFLW database.
+    #[error("SQLite error on {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A JSON error.
+    #[error("JSON error in {path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An invalid argument or configuration value.
+    #[error("invalid argument `{name}`: {message}")]
+    InvalidArgument {
+        /// The argument.
+        name: &'static str,
+        /// Why it is invalid.
+        message: String,
+    },
+    /// A sample's labels or image are inconsistent (e.g. a zero-sized image, mismatched
+    /// attribute dimensions).
+    #[error("sample {index}: {message}")]
+    BadSample {
+        /// Index of the sample in its data set (or batch).
+        index: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The background batch producer stopped unexpectedly.
+    #[error("batch producer failed: {0}")]
+    Producer(String),
+    /// A candle error while building tensors.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Result alias of the data crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// An [`Error::InvalidArgument`].
+    pub(crate) fn arg(name: &'static str, message: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            name,
+            message: message.into(),
+        }
+    }
+    /// An [`Error::Parse`].
+    pub(crate) fn parse(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
+        Error::Parse {
+            path: path.into(),
+            line,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Landmark data: synthetic Shapes and Blocks, real formats, preprocessing, augmentation,
+//! semi-supervised splits and batches.
+//!
+//! Conventions (the workspace's, `docs/ARCHITECTURE.md`): points are (x, y) in pixels,
+//! x the column and y the row, 0-based, with pixel centres at integers (the top-left pixel
+//! covers [-0.5, 0.5]^2). Every loader returns points in the original image's pixels in
+//! this convention (1-based formats such as iBUG `.pts` have 1 subtracted on reading).
+//!
+//! The flow: a loader or generator gives a [`Dataset`] of [`Sample`]s; [`split`] marks
+//! which samples keep landmark / attribute labels and splits by subject; a [`BatchLoader`]
+//! crops, resizes, normalises and jitters samples ([`prepare`]) on a background thread and
+//! yields [`Batch`]es of candle tensors.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use landmark_ssl_data::{blocks, semi_supervised, BatchLoader, LoaderConfig, Preprocess};
+//! let mut train = blocks::generate(60, 0)?; // 60x60 images, 5 landmarks, 15 classes
+//! let labels = semi_supervised(&mut train, 0.25, 1.0, 0)?; // 25% keep landmarks
+//! assert_eq!(labels.with_landmarks, 15);
+//! let loader = BatchLoader::new(Arc::new(train), LoaderConfig::new(16, Preprocess::whole(60), 0))?;
+//! for batch in loader.epoch(0, &candle_core::Device::Cpu) {
+//!     let b = batch?;
+//!     assert_eq!(b.images.dims()[1..], [1, 60, 60]); // (B, 1, H, W)
+//!     assert_eq!(b.landmarks.dims()[1..], [5, 2]); // (B, K, 2)
+//! }
+//! # Ok::<(), landmark_ssl_data::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod blocks;
+pub mod error;
+pub mod formats;
+pub mod layout;
+pub mod loader;
+pub mod prepare;
+mod render;
+mod rng;
+pub mod sample;
+pub mod shapes;
+pub mod split;
+
+pub use batch::Batch;
+pub use error::{Error, Result};
+pub use formats::{LoadOptions, LoadReport, Skipped};
+pub use landmark_ssl_ops::Affine2;
+pub use layout::Layout;
+pub use loader::{BatchLoader, EpochIter, LoaderConfig};
+pub use prepare::{prepare, Augment, CropMode, Jitter, Occlusion, PreparedSample, Preprocess};
+pub use sample::{Dataset, DatasetMeta, GreyImage, ImageSource, Sample};
+pub use split::{semi_supervised, semi_supervised_by, LabelSummary};

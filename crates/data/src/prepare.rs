@@ -1,0 +1,479 @@
+//! Preprocessing and augmentation: square crop, resize, grey, contrast normalisation and
+//! per-epoch jitter, all as one affine map from original pixels to crop pixels.
+//!
+//! # The crop
+//! * **Centre and side.** [`CropMode::Whole`]: the image's centre, side = max(W, H) (the
+//!   synthetic sets, already at model size). [`CropMode::Object`]: from the sample's box
+//!   (centre of the box, side = max(box width, box height) x `box_scale`), else from the
+//!   visible landmarks' extent (side = max(extent) x `landmark_scale`), else the whole image.
+//! * **Jitter** ([`Augment`], drawn per sample and epoch): side x (1 + U(-scale, scale)),
+//!   centre + U(-translate, translate) x side on each axis, rotation U(-R, R) degrees about
+//!   the crop centre, horizontal flip with probability 1/2 using the layout's landmark
+//!   permutation (layouts without one are never flipped), optional occlusion boxes.
+//! * **Map.** `A` sends original pixels to crop pixels (workspace convention, pixel centres
+//!   at integers): `p_crop = k R(theta) (p - c) + ((S-1)/2, (S-1)/2)`, `k = S / side`, then
+//!   `x -> S - 1 - x` when flipped. The crop's edges `c +- side/2` land on `-0.5` and
+//!   `S - 0.5`. The image is resampled with the ops crate's `warp_image_slice` (bilinear,
+//!   zero outside the image = zero padding), landmarks with the same `A`.
+//! * **Anti-aliasing.** When `k < 0.5` (shrinking by more than 2x) the region of the image
+//!   under the crop is first area-averaged over `f x f` blocks, `f = floor(1 / k)`, and `A`
+//!   is composed with the block map, so bilinear sampling never skips source pixels. Only
+//!   the region under the crop is decoded into floats.
+//! * **Occlusion** (optional): 1..=`max_boxes` axis-aligned boxes in crop pixels, each side
+//!   uniform in [`min_side`, `max_side`] x S, filled with a uniform random grey; landmarks
+//!   under them stay labelled.
+//! * **Normalisation**: grey values in [0, 1] (8-bit / 255); then, when `normalize`, per
+//!   image `x -> (x - mean) / std` over the S x S crop (zero padding included); a crop with
+//!   std below 1e-6 is only centred.
+//! * **Masks**: a landmark is kept (`visible`) when it is annotated and its crop position
+//!   lies inside the crop (`-0.5 <= x, y <= S - 0.5`).
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+
+use crate::error::{Error, Result};
+use crate::sample::{DatasetMeta, GreyImage, Sample};
+use landmark_ssl_ops::{warp_image_slice, Affine2};
+
+/// How the crop's centre and side are chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CropMode {
+    /// The whole image (centre of the image, side = max(W, H)).
+    Whole,
+    /// Around the object: the box times `box_scale`, else the landmarks' extent times
+    /// `landmark_scale`, else the whole image.
+    Object {
+        /// Factor on the box's longer side.
+        box_scale: f32,
+        /// Factor on the landmarks' extent (longer side).
+        landmark_scale: f32,
+    },
+}
+
+/// Deterministic preprocessing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preprocess {
+    /// Output side S (the model input: 60, 64 or 80).
+    pub size: usize,
+    /// Crop choice.
+    pub crop: CropMode,
+    /// Per-image zero-mean unit-std normalisation.
+    pub normalize: bool,
+    /// Area-average before strong downscaling.
+    pub antialias: bool,
+}
+
+impl Preprocess {
+    /// Whole image at `size`, normalised (the synthetic sets).
+    pub fn whole(size: usize) -> Self {
+        Preprocess {
+            size,
+            crop: CropMode::Whole,
+            normalize: true,
+            antialias: true,
+        }
+    }
+    /// Object crop (box x 1.0, else landmarks x 1.4) at `size`, normalised (faces, hands).
+    pub fn object(size: usize) -> Self {
+        Preprocess {
+            size,
+            crop: CropMode::Object {
+                box_scale: 1.0,
+                landmark_scale: 1.4,
+            },
+            normalize: true,
+            antialias: true,
+        }
+    }
+}
+
+/// Occlusion boxes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Occlusion {
+    /// Probability that a sample gets occluded at all.
+    pub probability: f32,
+    /// At most this many boxes (at least one when occluded).
+    pub max_boxes: usize,
+    /// Smallest box side, fraction of S.
+    pub min_side: f32,
+    /// Largest box side, fraction of S.
+    pub max_side: f32,
+}
+
+/// Per-epoch jitter (the paper: scale and translation +-10% of the box, rotation +-20 or
+/// +-30 degrees).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Augment {
+    /// Relative scale jitter (0.1 = +-10%).
+    pub scale: f32,
+    /// Translation jitter as a fraction of the crop side.
+    pub translate: f32,
+    /// Maximal rotation in degrees.
+    pub rotation_deg: f32,
+    /// Random horizontal flips (needs the layout's flip permutation).
+    pub flip: bool,
+    /// Optional occlusion boxes.
+    pub occlusion: Option<Occlusion>,
+}
+
+impl Augment {
+    /// The paper's jitter: +-10% scale and translation, +-`rotation_deg`, no flip, no
+    /// occlusion.
+    pub fn paper(rotation_deg: f32) -> Self {
+        Augment {
+            scale: 0.1,
+            translate: 0.1,
+            rotation_deg,
+            flip: false,
+            occlusion: None,
+        }
+    }
+}
+
+/// One drawn jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Jitter {
+    /// Side multiplier.
+    pub scale: f64,
+    /// Centre shift (fraction of the side) in x and y.
+    pub shift: [f64; 2],
+    /// Rotation in radians.
+    pub angle: f64,
+    /// Horizontal flip.
+    pub flip: bool,
+}
+
+impl Jitter {
+    /// No jitter.
+    pub fn none() -> Self {
+        Jitter {
+            scale: 1.0,
+            ..Default::default()
+        }
+    }
+    /// Draws a jitter from `aug`; flips only when `can_flip`.
+    pub fn draw(aug: &Augment, can_flip: bool, rng: &mut impl Rng) -> Self {
+        let u = |rng: &mut dyn rand::RngCore, a: f64| {
+            if a > 0.0 {
+                rng.random_range(-a..a)
+            } else {
+                0.0
+            }
+        };
+        Jitter {
+            scale: 1.0 + u(rng, aug.scale as f64),
+            shift: [u(rng, aug.translate as f64), u(rng, aug.translate as f64)],
+            angle: u(rng, aug.rotation_deg as f64).to_radians(),
+            flip: aug.flip && can_flip && rng.random_bool(0.5),
+        }
+    }
+}
+
+/// A sample ready for a batch: a square grey crop and its labels in crop pixels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedSample {
+    /// Index of the sample in its data set.
+    pub index: usize,
+    /// Crop side S.
+    pub size: usize,
+    /// S x S pixels, row-major (normalised when asked).
+    pub image: Vec<f32>,
+    /// K landmarks (x, y) in crop pixels (flip-permuted when flipped).
+    pub landmarks: Vec<[f32; 2]>,
+    /// Per landmark: annotated and inside the crop.
+    pub visible: Vec<bool>,
+    /// Landmark labels usable for training.
+    pub has_landmarks: bool,
+    /// Class labels by attribute (`None` when the sample has none or attribute labels are
+    /// masked out).
+    pub classes: BTreeMap<String, Option<u32>>,
+    /// Real attributes by name: values (zeros when the sample has none) and whether they
+    /// are usable labels.
+    pub reals: BTreeMap<String, (Vec<f32>, bool)>,
+    /// Original image pixels -> crop pixels (through the sample's `cache_transform` when
+    /// its image is a cached crop).
+    pub transform: Affine2,
+}
+
+/// The un-jittered crop of `sample` (image size `(w, h)`): centre (x, y) and side, in the
+/// pixels of the sample's image (see the module docs for the rules).
+pub fn crop_box(sample: &Sample, w: usize, h: usize, crop: &CropMode) -> ([f64; 2], f64) {
+    let whole = || {
+        (
+            [(w as f64 - 1.0) / 2.0, (h as f64 - 1.0) / 2.0],
+            w.max(h) as f64,
+        )
+    };
+    match *crop {
+        CropMode::Whole => whole(),
+        CropMode::Object {
+            box_scale,
+            landmark_scale,
+        } => {
+            let from_box = sample
+                .bbox
+                .filter(|b| b.iter().all(|v| v.is_finite()) && b[2] > b[0] && b[3] > b[1]);
+            if let Some(b) = from_box {
+                let side = ((b[2] - b[0]).max(b[3] - b[1]) * box_scale) as f64;
+                (
+                    [(b[0] + b[2]) as f64 / 2.0, (b[1] + b[3]) as f64 / 2.0],
+                    side,
+                )
+            } else {
+                let pts: Vec<&[f32; 2]> = sample
+                    .landmarks
+                    .iter()
+                    .zip(&sample.visible)
+                    .filter(|(p, v)| **v && p[0].is_finite() && p[1].is_finite())
+                    .map(|(p, _)| p)
+                    .collect();
+                if pts.is_empty() {
+                    whole()
+                } else {
+                    let (mut lo, mut hi) = ([f64::MAX; 2], [f64::MIN; 2]);
+                    for p in pts {
+                        for a in 0..2 {
+                            lo[a] = lo[a].min(p[a] as f64);
+                            hi[a] = hi[a].max(p[a] as f64);
+                        }
+                    }
+                    let side =
+                        ((hi[0] - lo[0]).max(hi[1] - lo[1]) * landmark_scale as f64).max(1.0);
+                    ([(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0], side)
+                }
+            }
+        }
+    }
+}
+
+/// The crop map for `sample` (image size `(w, h)`): pixels of the sample's image -> crop
+/// pixels, jittered by `j` (see the module docs).
+pub fn crop_transform(
+    sample: &Sample,
+    w: usize,
+    h: usize,
+    pre: &Preprocess,
+    j: &Jitter,
+) -> Affine2 {
+    let (c, side) = crop_box(sample, w, h, &pre.crop);
+    let side = (side * j.scale).max(1e-3);
+    let c = [c[0] + j.shift[0] * side, c[1] + j.shift[1] * side];
+    let s = pre.size as f64;
+    let k = s / side;
+    let o = (s - 1.0) / 2.0;
+    let (sn, cs) = j.angle.sin_cos();
+    let mut m = [
+        k * cs,
+        -k * sn,
+        o - k * (cs * c[0] - sn * c[1]),
+        k * sn,
+        k * cs,
+        o - k * (sn * c[0] + cs * c[1]),
+    ];
+    if j.flip {
+        m[0] = -m[0];
+        m[1] = -m[1];
+        m[2] = (s - 1.0) - m[2];
+    }
+    Affine2 { m }
+}
+
+/// Crops, resizes and (optionally) jitters one sample of a data set described by `meta`
+/// (whose layout gives the flip permutation, used only when `jitter.flip`, and whose
+/// attributes are all present in the result, masked when the sample lacks them); `index`
+/// is stored in the result.
+///
+/// Errors: the image cannot be decoded ([`Error::Image`], [`Error::Io`]), the sample's
+/// landmark and visibility counts differ, or the size is 0.
+pub fn prepare(
+    sample: &Sample,
+    index: usize,
+    meta: &DatasetMeta,
+    pre: &Preprocess,
+    jitter: &Jitter,
+    occlusion: Option<(&Occlusion, &mut dyn rand::RngCore)>,
+) -> Result<PreparedSample> {
+    let flip_perm = meta.layout.flip_permutation();
+    if pre.size == 0 {
+        return Err(Error::arg("size", "crop size must be positive"));
+    }
+    let k = sample.landmarks.len();
+    if sample.visible.len() != k {
+        return Err(Error::BadSample {
+            index,
+            message: format!(
+                "{} landmarks but {} visibility flags",
+                k,
+                sample.visible.len()
+            ),
+        });
+    }
+    let img = sample.image.load()?;
+    let a = crop_transform(sample, img.width, img.height, pre, jitter);
+    let mut pixels = warp_crop(&img, &a, pre.size, pre.antialias);
+    let s = pre.size;
+    if let Some((occ, rng)) = occlusion {
+        occlude(&mut pixels, s, occ, rng);
+    }
+    if pre.normalize {
+        normalize(&mut pixels);
+    }
+    // Landmarks.
+    let lim = s as f32 - 0.5;
+    let mut lm: Vec<[f32; 2]> = Vec::with_capacity(k);
+    let mut vis: Vec<bool> = Vec::with_capacity(k);
+    for (p, &v) in sample.landmarks.iter().zip(&sample.visible) {
+        let (x, y) = a.apply(p[0] as f64, p[1] as f64);
+        let (x, y) = (x as f32, y as f32);
+        let finite = x.is_finite() && y.is_finite();
+        lm.push(if finite { [x, y] } else { [0.0, 0.0] });
+        vis.push(v && finite && (-0.5..=lim).contains(&x) && (-0.5..=lim).contains(&y));
+    }
+    if jitter.flip {
+        if let Some(perm) = flip_perm.as_ref().filter(|p| p.len() == k) {
+            let (l0, v0) = (lm.clone(), vis.clone());
+            for (dst, &src) in perm.iter().enumerate() {
+                lm[dst] = l0[src];
+                vis[dst] = v0[src];
+            }
+        }
+    }
+    let mut classes: BTreeMap<String, Option<u32>> =
+        meta.classes.keys().map(|n| (n.clone(), None)).collect();
+    for (n, &c) in &sample.classes {
+        classes.insert(n.clone(), sample.has_attributes.then_some(c as u32));
+    }
+    let mut reals: BTreeMap<String, (Vec<f32>, bool)> = meta
+        .reals
+        .iter()
+        .map(|(n, &a)| (n.clone(), (vec![0.0; a], false)))
+        .collect();
+    for (n, v) in &sample.reals {
+        reals.insert(n.clone(), (v.clone(), sample.has_attributes));
+    }
+    Ok(PreparedSample {
+        index,
+        size: s,
+        image: pixels,
+        landmarks: lm,
+        visible: vis,
+        has_landmarks: sample.has_landmarks,
+        classes,
+        reals,
+        transform: match &sample.cache_transform {
+            Some(c) => c.then(&a),
+            None => a,
+        },
+    })
+}
+
+/// Warps the region of `img` under the crop `a` into an S x S crop in [0, 1].
+pub(crate) fn warp_crop(img: &GreyImage, a: &Affine2, s: usize, antialias: bool) -> Vec<f32> {
+    let Ok(inv) = a.inverse() else {
+        return vec![0.0; s * s];
+    };
+    let k = (a.m[0] * a.m[4] - a.m[1] * a.m[3]).abs().sqrt();
+    let f = if antialias && k < 0.5 {
+        (1.0 / k).floor().max(1.0) as usize
+    } else {
+        1
+    };
+    // Region of the original under the crop (+ margin), clamped to the image.
+    let e = s as f64 - 0.5;
+    let (mut lo, mut hi) = ([f64::MAX; 2], [f64::MIN; 2]);
+    for (x, y) in [(-0.5, -0.5), (e, -0.5), (-0.5, e), (e, e)] {
+        let (u, v) = inv.apply(x, y);
+        lo = [lo[0].min(u), lo[1].min(v)];
+        hi = [hi[0].max(u), hi[1].max(v)];
+    }
+    let margin = 2.0 + f as f64;
+    let x0 = (lo[0] - margin).floor().max(0.0);
+    let y0 = (lo[1] - margin).floor().max(0.0);
+    let x1 = (hi[0] + margin).ceil().min(img.width as f64);
+    let y1 = (hi[1] + margin).ceil().min(img.height as f64);
+    if !(x1 > x0 && y1 > y0) {
+        return vec![0.0; s * s];
+    }
+    let (x0, y0, x1, y1) = (x0 as usize, y0 as usize, x1 as usize, y1 as usize);
+    let (rw, rh) = ((x1 - x0).div_ceil(f), (y1 - y0).div_ceil(f));
+    let mut roi = vec![0.0f32; rw * rh];
+    let norm = 1.0 / (255.0 * (f * f) as f32);
+    for (ry, row) in roi.chunks_mut(rw).enumerate() {
+        for sy in 0..f {
+            let y = y0 + ry * f + sy;
+            if y >= img.height {
+                break;
+            }
+            let src = &img.pixels[y * img.width..(y + 1) * img.width];
+            for (rx, out) in row.iter_mut().enumerate() {
+                let xs = x0 + rx * f;
+                let xe = (xs + f).min(img.width);
+                let sum: u32 = src[xs..xe].iter().map(|&v| v as u32).sum();
+                *out += sum as f32 * norm;
+            }
+        }
+    }
+    // ROI pixel (i, j) has centre x0 + f i + (f - 1) / 2 in the original.
+    let ff = f as f64;
+    let (ox, oy) = (x0 as f64 + (ff - 1.0) / 2.0, y0 as f64 + (ff - 1.0) / 2.0);
+    let m = &a.m;
+    let a2 = Affine2 {
+        m: [
+            m[0] * ff,
+            m[1] * ff,
+            m[0] * ox + m[1] * oy + m[2],
+            m[3] * ff,
+            m[4] * ff,
+            m[3] * ox + m[4] * oy + m[5],
+        ],
+    };
+    warp_image_slice(&roi, 1, rh, rw, &a2, s, s)
+}
+
+fn occlude(pixels: &mut [f32], s: usize, occ: &Occlusion, rng: &mut dyn rand::RngCore) {
+    if occ.max_boxes == 0 || !rng.random_bool(occ.probability.clamp(0.0, 1.0) as f64) {
+        return;
+    }
+    let n = rng.random_range(1..=occ.max_boxes);
+    let (lo, hi) = (
+        occ.min_side.min(occ.max_side).max(0.0),
+        occ.max_side.max(occ.min_side).min(1.0),
+    );
+    for _ in 0..n {
+        let side = |rng: &mut dyn rand::RngCore| {
+            let f = if hi > lo {
+                rng.random_range(lo..=hi)
+            } else {
+                lo
+            };
+            ((f * s as f32).round() as usize).clamp(1, s)
+        };
+        let (bw, bh) = (side(rng), side(rng));
+        let x = rng.random_range(0..=s - bw);
+        let y = rng.random_range(0..=s - bh);
+        let v: f32 = rng.random_range(0.0..=1.0);
+        for row in pixels.chunks_mut(s).skip(y).take(bh) {
+            row[x..x + bw].fill(v);
+        }
+    }
+}
+
+/// Per-image normalisation in place: `(x - mean) / std`, only centring when std < 1e-6.
+pub fn normalize(pixels: &mut [f32]) {
+    if pixels.is_empty() {
+        return;
+    }
+    let n = pixels.len() as f64;
+    let mean = pixels.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = pixels
+        .iter()
+        .map(|&v| (v as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    let std = var.sqrt();
+    let inv = if std > 1e-6 { 1.0 / std } else { 1.0 };
+    for v in pixels {
+        *v = ((*v as f64 - mean) * inv) as f32;
+    }
+}

@@ -1,0 +1,394 @@
+//! Samples (one image with its labels) and data sets.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::layout::Layout;
+use crate::prepare::{crop_box, warp_crop, CropMode};
+use landmark_ssl_ops::Affine2;
+use rayon::prelude::*;
+
+/// A grey 8-bit image held in memory, row-major, `height * width` bytes (0 = black,
+/// 255 = white).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GreyImage {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Row-major pixels, `pixels[y * width + x]`.
+    pub pixels: Arc<[u8]>,
+}
+
+impl GreyImage {
+    /// Wraps `pixels` (row-major, `height * width`).
+    ///
+    /// Errors with [`Error::InvalidArgument`] when the length does not match or a side is 0.
+    pub fn new(width: usize, height: usize, pixels: Vec<u8>) -> Result<Self> {
+        if width == 0 || height == 0 || pixels.len() != width * height {
+            return Err(Error::arg(
+                "pixels",
+                format!("{} bytes for a {width}x{height} image", pixels.len()),
+            ));
+        }
+        Ok(GreyImage {
+            width,
+            height,
+            pixels: pixels.into(),
+        })
+    }
+
+    /// Pixels as f32 in [0, 1] (value / 255), row-major `(H, W)`.
+    pub fn to_f32(&self) -> Vec<f32> {
+        self.pixels.iter().map(|&v| v as f32 / 255.0).collect()
+    }
+
+    /// Reads an image file through the `image` crate and converts it to grey (luma,
+    /// ITU-R BT.601 weights as the `image` crate computes them).
+    pub fn open(path: &Path) -> Result<Self> {
+        let img = image::ImageReader::open(path)
+            .map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .with_guessed_format()
+            .map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .decode()
+            .map_err(|source| Error::Image {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let g = img.to_luma8();
+        let (w, h) = (g.width() as usize, g.height() as usize);
+        GreyImage::new(w, h, g.into_raw()).map_err(|_| Error::Image {
+            path: path.to_path_buf(),
+            source: image::ImageError::Limits(image::error::LimitError::from_kind(
+                image::error::LimitErrorKind::DimensionError,
+            )),
+        })
+    }
+}
+
+/// Where a sample's image comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImageSource {
+    /// An image file, decoded when the sample is prepared (so a data set of thousands of
+    /// faces never holds thousands of full-resolution images).
+    File(PathBuf),
+    /// An image already in memory (generated data, or crops cached by
+    /// [`Dataset::cache_crops`](crate::Dataset::cache_crops)).
+    Memory(GreyImage),
+}
+
+impl ImageSource {
+    /// Decodes (or clones) the image.
+    pub fn load(&self) -> Result<GreyImage> {
+        match self {
+            ImageSource::File(p) => GreyImage::open(p),
+            ImageSource::Memory(g) => Ok(g.clone()),
+        }
+    }
+
+    /// The file path, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            ImageSource::File(p) => Some(p),
+            ImageSource::Memory(_) => None,
+        }
+    }
+}
+
+/// One image with its labels.
+///
+/// Points are (x, y) in the pixels of the image `image` refers to, 0-based, with the origin
+/// at the centre of the top-left pixel (the workspace convention, `docs/ARCHITECTURE.md`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The image.
+    pub image: ImageSource,
+    /// Image size `(width, height)` when known without decoding (read from the file header
+    /// by the loaders, exact for in-memory images).
+    pub image_size: Option<(usize, usize)>,
+    /// K landmarks (x, y) in pixels. Points marked not visible may hold any finite value.
+    pub landmarks: Vec<[f32; 2]>,
+    /// Per-landmark visibility / annotation flag (length K).
+    pub visible: Vec<bool>,
+    /// Whether this sample's landmarks may be used as training labels (the semi-supervised
+    /// splits clear it; ground truth stays in `landmarks` for evaluation).
+    pub has_landmarks: bool,
+    /// Whether this sample's attributes (`classes`, `reals`) may be used as training labels.
+    pub has_attributes: bool,
+    /// Object box `[x0, y0, x1, y1]` in pixels (same convention as the points).
+    pub bbox: Option<[f32; 4]>,
+    /// Class labels by attribute name, 0-based.
+    pub classes: BTreeMap<String, usize>,
+    /// Real-valued attributes by name (e.g. `"pose"` -> `[yaw, pitch, roll]` in radians).
+    pub reals: BTreeMap<String, Vec<f32>>,
+    /// Subject (person) id, for subject-disjoint splits.
+    pub subject: Option<String>,
+    /// The annotation file (or list file) this sample was read from.
+    pub path: Option<PathBuf>,
+    /// When `image` is a cached crop ([`Dataset::cache_crops`]): the map from the original
+    /// image's pixels to the cached image's pixels (landmarks and box are then in cached
+    /// pixels; apply the inverse to get original pixels). `None`: the image is the original.
+    pub cache_transform: Option<Affine2>,
+}
+
+impl Sample {
+    /// A sample with all K points visible, labels flagged as present, no attributes.
+    pub fn new(image: ImageSource, landmarks: Vec<[f32; 2]>) -> Self {
+        let image_size = match &image {
+            ImageSource::Memory(g) => Some((g.width, g.height)),
+            ImageSource::File(_) => None,
+        };
+        let k = landmarks.len();
+        Sample {
+            image,
+            image_size,
+            landmarks,
+            visible: vec![true; k],
+            has_landmarks: true,
+            has_attributes: true,
+            bbox: None,
+            classes: BTreeMap::new(),
+            reals: BTreeMap::new(),
+            subject: None,
+            path: None,
+            cache_transform: None,
+        }
+    }
+
+    /// Landmarks in the original image's pixels (undoing a crop cache).
+    pub fn original_landmarks(&self) -> Vec<[f32; 2]> {
+        match self.cache_transform.and_then(|c| c.inverse().ok()) {
+            Some(inv) => self
+                .landmarks
+                .iter()
+                .map(|p| {
+                    let (x, y) = inv.apply(p[0] as f64, p[1] as f64);
+                    [x as f32, y as f32]
+                })
+                .collect(),
+            None => self.landmarks.clone(),
+        }
+    }
+
+    /// A name for messages: the annotation path, else the image path, else `"<generated>"`.
+    pub fn describe(&self) -> PathBuf {
+        self.path
+            .clone()
+            .or_else(|| self.image.path().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("<generated>"))
+    }
+}
+
+/// Description of a data set: its landmark layout and attributes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetMeta {
+    /// A name (e.g. `"blocks"`, `"300w"`, or the source path).
+    pub name: String,
+    /// The landmark layout (gives K and the flip permutation).
+    pub layout: Layout,
+    /// Class attributes: name -> number of classes.
+    pub classes: BTreeMap<String, usize>,
+    /// Real attributes: name -> dimension A.
+    pub reals: BTreeMap<String, usize>,
+}
+
+impl DatasetMeta {
+    /// Number of landmarks K.
+    pub fn num_landmarks(&self) -> usize {
+        self.layout.num_points()
+    }
+}
+
+/// A data set: samples plus metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// The samples.
+    pub samples: Vec<Sample>,
+    /// Layout and attributes.
+    pub meta: DatasetMeta,
+}
+
+impl Dataset {
+    /// Builds a data set and checks it with [`Dataset::validate`].
+    pub fn new(samples: Vec<Sample>, meta: DatasetMeta) -> Result<Self> {
+        let d = Dataset { samples, meta };
+        d.validate()?;
+        Ok(d)
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Whether there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Checks every sample: K landmarks (and K visibility flags), finite visible coordinates,
+    /// class labels below the class count, real attributes of the declared dimension, a
+    /// non-empty data set.
+    pub fn validate(&self) -> Result<()> {
+        if self.samples.is_empty() {
+            return Err(Error::EmptyDataset {
+                what: self.meta.name.clone(),
+            });
+        }
+        let k = self.meta.num_landmarks();
+        for (i, s) in self.samples.iter().enumerate() {
+            if s.landmarks.len() != k || s.visible.len() != k {
+                return Err(Error::LandmarkCountMismatch {
+                    index: i,
+                    path: s.describe(),
+                    expected: k,
+                    found: if s.landmarks.len() != k {
+                        s.landmarks.len()
+                    } else {
+                        s.visible.len()
+                    },
+                });
+            }
+            for (j, (p, &v)) in s.landmarks.iter().zip(&s.visible).enumerate() {
+                if v && !(p[0].is_finite() && p[1].is_finite()) {
+                    return Err(Error::NonFinite {
+                        path: s.describe(),
+                        line: 0,
+                        index: j,
+                        x: p[0] as f64,
+                        y: p[1] as f64,
+                    });
+                }
+            }
+            for (name, &c) in &s.classes {
+                match self.meta.classes.get(name) {
+                    Some(&n) if c < n => {}
+                    Some(&n) => {
+                        return Err(Error::BadSample {
+                            index: i,
+                            message: format!("class {c} of `{name}` is not below {n}"),
+                        })
+                    }
+                    None => {
+                        return Err(Error::BadSample {
+                            index: i,
+                            message: format!("class attribute `{name}` is not declared"),
+                        })
+                    }
+                }
+            }
+            for (name, v) in &s.reals {
+                match self.meta.reals.get(name) {
+                    Some(&a) if a == v.len() => {}
+                    _ => {
+                        return Err(Error::BadSample {
+                            index: i,
+                            message: format!(
+                                "real attribute `{name}` has {} values, declared {:?}",
+                                v.len(),
+                                self.meta.reals.get(name)
+                            ),
+                        })
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A data set with the samples at `indices` (cloned), same metadata.
+    pub fn subset(&self, indices: &[usize]) -> Result<Dataset> {
+        let mut samples = Vec::with_capacity(indices.len());
+        for &i in indices {
+            let s = self.samples.get(i).ok_or_else(|| {
+                Error::arg(
+                    "indices",
+                    format!("index {i} out of range 0..{}", self.len()),
+                )
+            })?;
+            samples.push(s.clone());
+        }
+        Ok(Dataset {
+            samples,
+            meta: self.meta.clone(),
+        })
+    }
+
+    /// Decodes every file image once and keeps, in memory, only a square region around the
+    /// object, so later epochs never decode full-resolution files again.
+    ///
+    /// The region is centred on the crop of `crop` (box or landmarks, see
+    /// [`crop_box`](crate::prepare::crop_box)) with side `margin` x the crop side (2.0
+    /// leaves room for +-10% scale / translation jitter and rotations up to 45 degrees), and
+    /// is resampled (area-averaged when shrinking) so that one crop side spans at most
+    /// `crop_pixels` pixels (e.g. 1.25 x the model input; never enlarged). Landmarks and box
+    /// are mapped into the cached image's pixels and `cache_transform` records the map, so
+    /// batch transforms still go from original pixels to crop pixels. Memory: about
+    /// `(margin x crop_pixels)^2` bytes per sample. Samples already in memory are left as
+    /// they are. Runs in parallel; deterministic.
+    ///
+    /// Errors: the first image that cannot be decoded (naming its file), a non-positive
+    /// `margin` or `crop_pixels`.
+    pub fn cache_crops(&mut self, crop: &CropMode, margin: f64, crop_pixels: usize) -> Result<()> {
+        if !(margin > 0.0 && margin.is_finite()) || crop_pixels == 0 {
+            return Err(Error::arg(
+                "margin / crop_pixels",
+                format!("{margin} / {crop_pixels}: need positive values"),
+            ));
+        }
+        self.samples.par_iter_mut().try_for_each(|s| -> Result<()> {
+            let ImageSource::File(_) = &s.image else {
+                return Ok(());
+            };
+            let img = s.image.load()?;
+            let (c, side) = crop_box(s, img.width, img.height, crop);
+            let k = (crop_pixels as f64 / side.max(1e-6)).min(1.0);
+            let n = ((side * margin * k).ceil() as usize).max(1);
+            let o = (n as f64 - 1.0) / 2.0;
+            let map = Affine2::new([k, 0.0, o - k * c[0], 0.0, k, o - k * c[1]]);
+            let px = warp_crop(&img, &map, n, true);
+            let bytes: Vec<u8> = px
+                .iter()
+                .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+                .collect();
+            for p in &mut s.landmarks {
+                let (x, y) = map.apply(p[0] as f64, p[1] as f64);
+                *p = [x as f32, y as f32];
+            }
+            if let Some(b) = &mut s.bbox {
+                let (x0, y0) = map.apply(b[0] as f64, b[1] as f64);
+                let (x1, y1) = map.apply(b[2] as f64, b[3] as f64);
+                *b = [x0 as f32, y0 as f32, x1 as f32, y1 as f32];
+            }
+            s.image = ImageSource::Memory(GreyImage::new(n, n, bytes)?);
+            s.image_size = Some((n, n));
+            s.cache_transform = Some(match &s.cache_transform {
+                Some(prev) => prev.then(&map),
+                None => map,
+            });
+            Ok(())
+        })
+    }
+
+    /// Per-class sample counts of attribute `name` (length = its class count).
+    pub fn class_counts(&self, name: &str) -> Vec<usize> {
+        let n = self.meta.classes.get(name).copied().unwrap_or(0);
+        let mut c = vec![0; n];
+        for s in &self.samples {
+            if let Some(&k) = s.classes.get(name) {
+                if k < n {
+                    c[k] += 1;
+                }
+            }
+        }
+        c
+    }
+}

@@ -1,0 +1,741 @@
+//! Model configurations: one serde struct per family, and [`ModelConfig`], the enum over them
+//! (tagged by `family`). Presets ([`crate::preset`]) are just named values of these types.
+//!
+//! A config reads from JSON or TOML, e.g. (JSON):
+//!
+//! ```json
+//! { "family": "seq_mt", "input_size": { "height": 60, "width": 60 }, "num_landmarks": 5,
+//!   "beta": 1.0, "convs": [ { "kernel": 9, "channels": 8 }, { "kernel": 1, "channels": 5 } ],
+//!   "coord_scale": "pixels",
+//!   "heads": [ { "name": "config", "kind": { "class": { "n": 15 } },
+//!                "hidden": [256, 256], "dropout": 0.25 } ] }
+//! ```
+//!
+//! Every convolution is stride 1 with SAME zero padding (`kernel / 2` on each side, so the
+//! kernel must be odd) and is followed by a ReLU unless the family says otherwise; every
+//! pooling is a 2x2 max-pool with stride 2 that drops an odd last row / column
+//! (`floor(H / 2)`).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Height and width of a model's input images, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSize {
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+}
+
+impl InputSize {
+    /// A square input of `n` x `n` pixels.
+    pub const fn square(n: usize) -> Self {
+        Self {
+            height: n,
+            width: n,
+        }
+    }
+}
+
+/// A stride-1 SAME convolution: a `kernel` x `kernel` window, `channels` output maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvSpec {
+    /// Kernel size (odd, so that SAME padding is symmetric).
+    pub kernel: usize,
+    /// Number of output feature maps.
+    pub channels: usize,
+}
+
+impl ConvSpec {
+    /// A `kernel` x `kernel` convolution with `channels` outputs.
+    pub const fn new(kernel: usize, channels: usize) -> Self {
+        Self { kernel, channels }
+    }
+}
+
+/// One layer of a conv + pool stack (Comm-MT's trunk, Heatmap-MT's classifier branch).
+/// In JSON: `{"conv": {"kernel": 9, "channels": 8}}` or `"pool"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerSpec {
+    /// A stride-1 SAME convolution followed by a ReLU.
+    Conv {
+        /// Kernel size (odd).
+        kernel: usize,
+        /// Number of output feature maps.
+        channels: usize,
+    },
+    /// A 2x2 max-pool with stride 2 (an odd last row / column is dropped).
+    Pool,
+}
+
+/// What an attribute head predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadKind {
+    /// `n` classes: the head outputs `n` logits (B, n); the loss applies the softmax.
+    Class {
+        /// Number of classes (>= 2).
+        n: usize,
+    },
+    /// `n` real values (B, n) (e.g. head pose yaw, pitch, roll), linear output.
+    Real {
+        /// Number of values (>= 1).
+        n: usize,
+    },
+}
+
+impl HeadKind {
+    /// The head's output width `n`.
+    pub fn outputs(&self) -> usize {
+        match *self {
+            HeadKind::Class { n } | HeadKind::Real { n } => n,
+        }
+    }
+}
+
+/// An attribute head: an MLP (hidden ReLU layers, each followed by dropout in training, then
+/// a linear output layer of `kind.outputs()` units).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadConfig {
+    /// The attribute's name (the key of [`crate::ModelOutput::attributes`] and of the data
+    /// crate's attribute maps). Letters, digits, `_` and `-` only (it names weights too).
+    pub name: String,
+    /// Classes or real values.
+    pub kind: HeadKind,
+    /// Widths of the hidden layers (may be empty: a single linear layer).
+    #[serde(default)]
+    pub hidden: Vec<usize>,
+    /// Dropout probability after each hidden layer, in training only (0 <= p < 1).
+    #[serde(default)]
+    pub dropout: f64,
+}
+
+impl HeadConfig {
+    /// A classification head of `n` classes with the given hidden widths and dropout.
+    pub fn class(name: &str, n: usize, hidden: &[usize], dropout: f64) -> Self {
+        Self {
+            name: name.to_string(),
+            kind: HeadKind::Class { n },
+            hidden: hidden.to_vec(),
+            dropout,
+        }
+    }
+
+    /// A real-valued head of `n` outputs with the given hidden widths and dropout.
+    pub fn real(name: &str, n: usize, hidden: &[usize], dropout: f64) -> Self {
+        Self {
+            name: name.to_string(),
+            kind: HeadKind::Real { n },
+            hidden: hidden.to_vec(),
+            dropout,
+        }
+    }
+}
+
+/// How landmark coordinates are scaled where a network layer reads or writes them as
+/// numbers (the attribute MLPs of Seq-MT / RCN+ read the 2K coordinates; Comm-MT's
+/// regression branch writes them).
+///
+/// * `pixels`: raw input pixels, x in 0..W-1, y in 0..H-1 (the torch reference's Seq-MT).
+/// * `unit`: `u = 2 x / (W - 1) - 1`, `v = 2 y / (H - 1) - 1`, so the image spans [-1, 1]
+///   (better conditioned for training). Comm-MT's branch then outputs (u, v) and the model
+///   maps them back to pixels.
+///
+/// [`crate::ModelOutput::landmarks`] is always in input pixels, whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CoordScale {
+    /// Raw input pixels (the reference behaviour).
+    #[default]
+    Pixels,
+    /// Scaled to [-1, 1] by the input size.
+    Unit,
+}
+
+/// How a model's landmarks are trained, so the trainer can pick the loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LandmarkKind {
+    /// Per-pixel softmax over each map: train with cross-entropy of
+    /// [`crate::ModelOutput::maps`] (pre-softmax) against the ground-truth pixel
+    /// (Heatmap-MT, RCN). `landmarks` is then a read-out ([`Readout`]).
+    #[default]
+    Softmax,
+    /// Differentiable coordinates: train with a distance loss on
+    /// [`crate::ModelOutput::landmarks`] (soft-argmax models: Seq-MT, RCN+, Heatmap-MT of
+    /// Table S4; also Comm-MT, whose FC branch regresses the coordinates directly).
+    SoftArgmax,
+}
+
+/// How a softmax-trained heat-map model reports its landmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Readout {
+    /// The pixel of the largest map value, refined to sub-pixel by the ops crate.
+    #[default]
+    HardArgmax,
+    /// Soft-argmax with the config's `beta`.
+    SoftArgmax,
+}
+
+/// Seq-MT (Tables S11-S13): stride-1 SAME convs with ReLU (the last one too, before the
+/// soft-argmax), no pooling; soft-argmax gives K points; one MLP head per attribute reads the
+/// 2K coordinates `(x0, y0, x1, y1, ...)` scaled by `coord_scale`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeqMtConfig {
+    /// Input image size.
+    pub input_size: InputSize,
+    /// Number of landmarks K (= the last conv's channels).
+    pub num_landmarks: usize,
+    /// Soft-argmax multiplier: `softmax(beta * M)`.
+    pub beta: f64,
+    /// The convolutions, input first; the last has K channels.
+    pub convs: Vec<ConvSpec>,
+    /// Scale of the coordinates fed to the heads (default `pixels`, the torch reference).
+    #[serde(default)]
+    pub coord_scale: CoordScale,
+    /// Attribute heads (may be empty).
+    #[serde(default)]
+    pub heads: Vec<HeadConfig>,
+}
+
+fn unit_scale() -> CoordScale {
+    CoordScale::Unit
+}
+
+/// Comm-MT (Table S9): a conv + pool trunk, flattened, shared FC layers (ReLU, dropout),
+/// then one linear landmark branch of 2K outputs and one MLP head per attribute, all reading
+/// the last shared layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommMtConfig {
+    /// Input image size.
+    pub input_size: InputSize,
+    /// Number of landmarks K.
+    pub num_landmarks: usize,
+    /// The trunk (convs with ReLU, pools), input first.
+    pub trunk: Vec<LayerSpec>,
+    /// Widths of the shared FC layers (ReLU + dropout each).
+    pub shared_fc: Vec<usize>,
+    /// Dropout probability after each shared FC layer, in training only.
+    #[serde(default)]
+    pub dropout: f64,
+    /// Scale of the regressed coordinates (default `unit`: the branch outputs [-1, 1]).
+    #[serde(default = "unit_scale")]
+    pub coord_scale: CoordScale,
+    /// Attribute heads (read the last shared FC layer).
+    #[serde(default)]
+    pub heads: Vec<HeadConfig>,
+}
+
+fn default_hard() -> Readout {
+    Readout::HardArgmax
+}
+
+/// Heat-map-MT (Table S10): the Seq-MT trunk (convs with ReLU, no pooling, last = K maps);
+/// landmarks by a per-pixel softmax (or soft-argmax, Table S4); the attribute branch reads
+/// the K maps (pre-softmax) through `branch` (pools and convs), is flattened, and feeds one
+/// MLP head per attribute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeatmapMtConfig {
+    /// Input image size.
+    pub input_size: InputSize,
+    /// Number of landmarks K (= the last conv's channels).
+    pub num_landmarks: usize,
+    /// Soft-argmax multiplier (for `landmark_kind = soft_argmax` or `readout = soft_argmax`).
+    pub beta: f64,
+    /// The trunk's convolutions, input first; the last has K channels.
+    pub convs: Vec<ConvSpec>,
+    /// The attribute branch on the maps: pools and convs (ReLU).
+    pub branch: Vec<LayerSpec>,
+    /// Attribute heads (MLPs on the flattened branch output).
+    #[serde(default)]
+    pub heads: Vec<HeadConfig>,
+    /// Softmax (Table S10, default) or soft-argmax (Table S4).
+    #[serde(default)]
+    pub landmark_kind: LandmarkKind,
+    /// Landmark read-out of a softmax model (default hard argmax).
+    #[serde(default = "default_hard")]
+    pub readout: Readout,
+}
+
+fn default_one() -> usize {
+    1
+}
+fn default_two() -> usize {
+    2
+}
+
+/// The Recombinator Network (RCN, Fig. S3) and RCN+.
+///
+/// * Down: at level 0 (input resolution) `down_convs` convs of kernel `down_kernels[0]`
+///   (1 -> C, then C -> C); at each level `l = 1..=levels`: 2x2 max-pool of level `l-1`'s
+///   features, then `down_convs` convs of kernel `down_kernels[l]` (C -> C). All ReLU.
+/// * Up: for `l = levels-1` down to 0: x2 nearest upsampling of the level-`l+1` features (an
+///   odd level-`l` size is matched by repeating the last row / column), concatenated (upsampled
+///   first) with level `l`'s down features taken before their pooling (2C channels), then
+///   `up_convs` convs of kernel `up_kernels[l]` (2C -> C, then C -> C), ReLU.
+/// * Output: a linear conv of kernel `output_kernel`, C -> K maps at input resolution.
+/// * Landmarks: per-pixel softmax (RCN) or soft-argmax (RCN+); optional attribute heads read
+///   the 2K coordinates as in Seq-MT.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RcnConfig {
+    /// Input image size.
+    pub input_size: InputSize,
+    /// Number of landmarks K.
+    pub num_landmarks: usize,
+    /// Soft-argmax multiplier.
+    pub beta: f64,
+    /// Feature maps per conv layer C (64 for 300W, 70 for AFLW).
+    pub channels: usize,
+    /// Number of 2x2 poolings from the input to the coarsest level.
+    pub levels: usize,
+    /// Kernel of the down convs at each level (`levels + 1` entries, finest first).
+    pub down_kernels: Vec<usize>,
+    /// Kernel of the up convs at each level (`levels` entries, finest first).
+    pub up_kernels: Vec<usize>,
+    /// Convs per level on the way down (default 1).
+    #[serde(default = "default_one")]
+    pub down_convs: usize,
+    /// Convs per level on the way up (default 2).
+    #[serde(default = "default_two")]
+    pub up_convs: usize,
+    /// Kernel of the final linear conv to K maps (default 1).
+    #[serde(default = "default_one")]
+    pub output_kernel: usize,
+    /// Softmax (RCN) or soft-argmax (RCN+).
+    #[serde(default)]
+    pub landmark_kind: LandmarkKind,
+    /// Landmark read-out of a softmax model (default hard argmax).
+    #[serde(default = "default_hard")]
+    pub readout: Readout,
+    /// Scale of the coordinates fed to the heads (default `pixels`).
+    #[serde(default)]
+    pub coord_scale: CoordScale,
+    /// Attribute heads reading the 2K coordinates (RCN+ with attributes).
+    #[serde(default)]
+    pub heads: Vec<HeadConfig>,
+}
+
+/// Any model of the zoo, tagged by `family` in serde: `seq_mt`, `comm_mt`, `heatmap_mt`,
+/// `rcn`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "family", rename_all = "snake_case")]
+pub enum ModelConfig {
+    /// Seq-MT.
+    SeqMt(SeqMtConfig),
+    /// Comm-MT.
+    CommMt(CommMtConfig),
+    /// Heatmap-MT.
+    HeatmapMt(HeatmapMtConfig),
+    /// RCN / RCN+.
+    Rcn(RcnConfig),
+}
+
+impl ModelConfig {
+    /// The family's serde tag: `"seq_mt"`, `"comm_mt"`, `"heatmap_mt"` or `"rcn"`.
+    pub fn family(&self) -> &'static str {
+        match self {
+            ModelConfig::SeqMt(_) => "seq_mt",
+            ModelConfig::CommMt(_) => "comm_mt",
+            ModelConfig::HeatmapMt(_) => "heatmap_mt",
+            ModelConfig::Rcn(_) => "rcn",
+        }
+    }
+
+    /// The input size `(height, width)` in pixels.
+    pub fn input_size(&self) -> (usize, usize) {
+        let s = match self {
+            ModelConfig::SeqMt(c) => c.input_size,
+            ModelConfig::CommMt(c) => c.input_size,
+            ModelConfig::HeatmapMt(c) => c.input_size,
+            ModelConfig::Rcn(c) => c.input_size,
+        };
+        (s.height, s.width)
+    }
+
+    /// The number of landmarks K.
+    pub fn num_landmarks(&self) -> usize {
+        match self {
+            ModelConfig::SeqMt(c) => c.num_landmarks,
+            ModelConfig::CommMt(c) => c.num_landmarks,
+            ModelConfig::HeatmapMt(c) => c.num_landmarks,
+            ModelConfig::Rcn(c) => c.num_landmarks,
+        }
+    }
+
+    /// The soft-argmax multiplier beta (None for Comm-MT, which has no maps).
+    pub fn beta(&self) -> Option<f64> {
+        match self {
+            ModelConfig::SeqMt(c) => Some(c.beta),
+            ModelConfig::CommMt(_) => None,
+            ModelConfig::HeatmapMt(c) => Some(c.beta),
+            ModelConfig::Rcn(c) => Some(c.beta),
+        }
+    }
+
+    /// The attribute heads.
+    pub fn heads(&self) -> &[HeadConfig] {
+        match self {
+            ModelConfig::SeqMt(c) => &c.heads,
+            ModelConfig::CommMt(c) => &c.heads,
+            ModelConfig::HeatmapMt(c) => &c.heads,
+            ModelConfig::Rcn(c) => &c.heads,
+        }
+    }
+
+    /// Mutable access to the attribute heads (e.g. to drop them for an L-only run).
+    pub fn heads_mut(&mut self) -> &mut Vec<HeadConfig> {
+        match self {
+            ModelConfig::SeqMt(c) => &mut c.heads,
+            ModelConfig::CommMt(c) => &mut c.heads,
+            ModelConfig::HeatmapMt(c) => &mut c.heads,
+            ModelConfig::Rcn(c) => &mut c.heads,
+        }
+    }
+
+    /// How the landmarks are trained (softmax on maps, or a distance on coordinates).
+    pub fn landmark_kind(&self) -> LandmarkKind {
+        match self {
+            ModelConfig::SeqMt(_) | ModelConfig::CommMt(_) => LandmarkKind::SoftArgmax,
+            ModelConfig::HeatmapMt(c) => c.landmark_kind,
+            ModelConfig::Rcn(c) => c.landmark_kind,
+        }
+    }
+
+    /// Whether the model outputs K maps at input resolution (all but Comm-MT).
+    pub fn has_maps(&self) -> bool {
+        !matches!(self, ModelConfig::CommMt(_))
+    }
+
+    /// Checks the config: positive sizes and channel counts, odd kernels no larger than the
+    /// input, K >= 1 and matching the last conv, pools that keep maps non-empty, finite
+    /// positive beta, valid and unique head names, dropout in [0, 1).
+    pub fn validate(&self) -> Result<()> {
+        let (h, w) = self.input_size();
+        if h == 0 || w == 0 {
+            return Err(Error::config(
+                "input_size",
+                format!("must be positive, got {h}x{w}"),
+            ));
+        }
+        let k = self.num_landmarks();
+        if k == 0 {
+            return Err(Error::config(
+                "num_landmarks",
+                "K must be at least 1, got 0",
+            ));
+        }
+        if let Some(beta) = self.beta() {
+            if !(beta.is_finite() && beta > 0.0) {
+                return Err(Error::config(
+                    "beta",
+                    format!("must be finite and positive, got {beta}"),
+                ));
+            }
+        }
+        let min_side = h.min(w);
+        match self {
+            ModelConfig::SeqMt(c) => {
+                check_convs("convs", &c.convs, min_side)?;
+                check_last_is_k("convs", &c.convs, k)?;
+            }
+            ModelConfig::CommMt(c) => {
+                let (ch, hh, ww) = check_layers("trunk", &c.trunk, 1, h, w, min_side)?;
+                if ch * hh * ww == 0 {
+                    return Err(Error::config("trunk", "the trunk output is empty"));
+                }
+                for (i, &u) in c.shared_fc.iter().enumerate() {
+                    if u == 0 {
+                        return Err(Error::config(
+                            format!("shared_fc[{i}]"),
+                            "an FC layer needs at least 1 unit",
+                        ));
+                    }
+                }
+                check_dropout("dropout", c.dropout)?;
+            }
+            ModelConfig::HeatmapMt(c) => {
+                check_convs("convs", &c.convs, min_side)?;
+                check_last_is_k("convs", &c.convs, k)?;
+                check_layers("branch", &c.branch, k, h, w, min_side)?;
+            }
+            ModelConfig::Rcn(c) => check_rcn(c, min_side)?,
+        }
+        check_heads(self.heads())?;
+        Ok(())
+    }
+
+    /// Parses a config from JSON (the `family`-tagged form) and validates it.
+    pub fn from_json(s: &str) -> Result<Self> {
+        let c: ModelConfig = serde_json::from_str(s).map_err(|e| Error::Parse {
+            format: "json",
+            path: None,
+            reason: e.to_string(),
+        })?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Parses a config from TOML (`family = "seq_mt"` at the top level) and validates it.
+    pub fn from_toml(s: &str) -> Result<Self> {
+        let c: ModelConfig = toml::from_str(s).map_err(|e| Error::Parse {
+            format: "toml",
+            path: None,
+            reason: e.to_string(),
+        })?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Reads a config file: TOML if the name ends in `.toml`, JSON otherwise.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let is_toml = path.extension().is_some_and(|e| e == "toml");
+        let r = if is_toml {
+            Self::from_toml(&text)
+        } else {
+            Self::from_json(&text)
+        };
+        r.map_err(|e| match e {
+            Error::Parse { format, reason, .. } => Error::Parse {
+                format,
+                path: Some(path.to_path_buf()),
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    /// The config as pretty JSON.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(self).map_err(|e| Error::Parse {
+            format: "json",
+            path: None,
+            reason: e.to_string(),
+        })
+    }
+
+    /// The config as TOML.
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self).map_err(|e| Error::Parse {
+            format: "toml",
+            path: None,
+            reason: e.to_string(),
+        })
+    }
+}
+
+fn check_kernel(field: &str, kernel: usize, min_side: usize) -> Result<()> {
+    if kernel == 0 {
+        return Err(Error::config(field, "kernel size must be at least 1"));
+    }
+    if kernel & 1 == 0 {
+        return Err(Error::config(
+            field,
+            format!("kernel {kernel} is even; SAME padding needs an odd kernel"),
+        ));
+    }
+    if kernel > min_side {
+        return Err(Error::config(
+            field,
+            format!(
+                "kernel {kernel} is larger than the input ({min_side} pixels on its short side)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_convs(field: &str, convs: &[ConvSpec], min_side: usize) -> Result<()> {
+    if convs.is_empty() {
+        return Err(Error::config(field, "needs at least one convolution"));
+    }
+    for (i, c) in convs.iter().enumerate() {
+        check_kernel(&format!("{field}[{i}].kernel"), c.kernel, min_side)?;
+        if c.channels == 0 {
+            return Err(Error::config(
+                format!("{field}[{i}].channels"),
+                "a convolution needs at least 1 output channel",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_last_is_k(field: &str, convs: &[ConvSpec], k: usize) -> Result<()> {
+    let last = convs.len() - 1;
+    if convs[last].channels != k {
+        return Err(Error::config(
+            format!("{field}[{last}].channels"),
+            format!(
+                "the last conv gives the landmark maps, so it needs K = {k} channels, got {}",
+                convs[last].channels
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a conv/pool stack and returns its output (channels, height, width).
+fn check_layers(
+    field: &str,
+    layers: &[LayerSpec],
+    in_ch: usize,
+    h: usize,
+    w: usize,
+    min_side: usize,
+) -> Result<(usize, usize, usize)> {
+    let (mut c, mut h, mut w) = (in_ch, h, w);
+    for (i, l) in layers.iter().enumerate() {
+        match *l {
+            LayerSpec::Conv { kernel, channels } => {
+                check_kernel(&format!("{field}[{i}].conv.kernel"), kernel, min_side)?;
+                if channels == 0 {
+                    return Err(Error::config(
+                        format!("{field}[{i}].conv.channels"),
+                        "a convolution needs at least 1 output channel",
+                    ));
+                }
+                c = channels;
+            }
+            LayerSpec::Pool => {
+                if h < 2 || w < 2 {
+                    return Err(Error::config(
+                        format!("{field}[{i}]"),
+                        format!("cannot 2x2-pool a {h}x{w} map"),
+                    ));
+                }
+                h /= 2;
+                w /= 2;
+            }
+        }
+    }
+    Ok((c, h, w))
+}
+
+fn check_rcn(c: &RcnConfig, min_side: usize) -> Result<()> {
+    if c.channels == 0 {
+        return Err(Error::config("channels", "needs at least 1 feature map"));
+    }
+    if c.down_convs == 0 {
+        return Err(Error::config(
+            "down_convs",
+            "needs at least 1 conv per level",
+        ));
+    }
+    if c.up_convs == 0 {
+        return Err(Error::config("up_convs", "needs at least 1 conv per level"));
+    }
+    if c.down_kernels.len() != c.levels + 1 {
+        return Err(Error::config(
+            "down_kernels",
+            format!(
+                "needs levels + 1 = {} entries, got {}",
+                c.levels + 1,
+                c.down_kernels.len()
+            ),
+        ));
+    }
+    if c.up_kernels.len() != c.levels {
+        return Err(Error::config(
+            "up_kernels",
+            format!(
+                "needs levels = {} entries, got {}",
+                c.levels,
+                c.up_kernels.len()
+            ),
+        ));
+    }
+    let (mut h, mut w) = (c.input_size.height, c.input_size.width);
+    for l in 1..=c.levels {
+        if h < 2 || w < 2 {
+            return Err(Error::config(
+                "levels",
+                format!("pooling {l} of {} would pool a {h}x{w} map", c.levels),
+            ));
+        }
+        h /= 2;
+        w /= 2;
+    }
+    for (i, &k) in c.down_kernels.iter().enumerate() {
+        check_kernel(&format!("down_kernels[{i}]"), k, min_side)?;
+    }
+    for (i, &k) in c.up_kernels.iter().enumerate() {
+        check_kernel(&format!("up_kernels[{i}]"), k, min_side)?;
+    }
+    check_kernel("output_kernel", c.output_kernel, min_side)?;
+    Ok(())
+}
+
+fn check_dropout(field: &str, p: f64) -> Result<()> {
+    if !(0.0..1.0).contains(&p) {
+        return Err(Error::config(
+            field,
+            format!("dropout probability must be in [0, 1), got {p}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_heads(heads: &[HeadConfig]) -> Result<()> {
+    let mut seen = BTreeSet::new();
+    for (i, h) in heads.iter().enumerate() {
+        let ok = !h.name.is_empty()
+            && h.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok {
+            return Err(Error::config(
+                format!("heads[{i}].name"),
+                format!(
+                    "`{}` must be non-empty ASCII letters, digits, `_` or `-`",
+                    h.name
+                ),
+            ));
+        }
+        if !seen.insert(h.name.as_str()) {
+            return Err(Error::config(
+                format!("heads[{i}].name"),
+                format!("duplicate head name `{}`", h.name),
+            ));
+        }
+        let n = h.kind.outputs();
+        let min = match h.kind {
+            HeadKind::Class { .. } => 2,
+            HeadKind::Real { .. } => 1,
+        };
+        if n < min {
+            return Err(Error::config(
+                format!("heads[{i}].kind"),
+                format!("needs at least {min} outputs, got {n}"),
+            ));
+        }
+        for (j, &u) in h.hidden.iter().enumerate() {
+            if u == 0 {
+                return Err(Error::config(
+                    format!("heads[{i}].hidden[{j}]"),
+                    "a hidden layer needs at least 1 unit",
+                ));
+            }
+        }
+        check_dropout(&format!("heads[{i}].dropout"), h.dropout)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! The error type of the model zoo.
+
+use std::path::PathBuf;
+
+/// Errors of the model zoo. Every variant names what was wrong and where (the config field,
+/// the tensor, the file), so a user can act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A model configuration is invalid (zero channels, a kernel larger than the input, ...).
+    #[error("invalid model config: `{field}`: {reason}")]
+    Config {
+        /// The offending field, as a path (e.g. `convs[2].channels`).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No preset of that name.
+    #[error("unknown model preset `{name}`; known presets: {known}")]
+    UnknownPreset {
+        /// The name asked for.
+        name: String,
+        /// The known names, comma-separated.
+        known: String,
+    },
+    /// A config file or string could not be parsed.
+    #[error("cannot parse model config ({format}){}: {reason}", path.as_ref().map(|p| format!(" from {}", p.display())).unwrap_or_default())]
+    Parse {
+        /// `"json"` or `"toml"`.
+        format: &'static str,
+        /// The file, when parsing a file.
+        path: Option<PathBuf>,
+        /// The parser's message (with line and column).
+        reason: String,
+    },
+    /// An input tensor has the wrong shape or dtype.
+    #[error("{op}: argument `{arg}` has shape {got:?}, expected {expected}")]
+    Shape {
+        /// The operation.
+        op: &'static str,
+        /// The argument.
+        arg: &'static str,
+        /// What was expected, in words.
+        expected: String,
+        /// The shape received.
+        got: Vec<usize>,
+    },
+    /// An invalid argument that is not a tensor.
+    #[error("{op}: argument `{arg}` is invalid: {reason}")]
+    InvalidArgument {
+        /// The operation.
+        op: &'static str,
+        /// The argument.
+        arg: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A checkpoint file is malformed or lacks the model metadata.
+    #[error("checkpoint {}: {reason}", path.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A checkpoint's tensors do not match the architecture they are loaded into.
+    #[error("checkpoint {}: tensor `{tensor}`: {reason}", path.display())]
+    TensorMismatch {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The first mismatching tensor (in name order).
+        tensor: String,
+        /// Missing, unexpected, or the two shapes.
+        reason: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An error of the ops crate (soft-argmax, warps, convolution).
+    #[error(transparent)]
+    Ops(#[from] landmark_ssl_ops::Error),
+    /// An error from candle itself.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// The result type of the model zoo.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<Error> for candle_core::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Candle(c) => c,
+            other => candle_core::Error::wrap(other),
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Config {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Heatmap-MT (Table S10): the Seq-MT trunk gives K maps; landmarks by a per-pixel softmax
+//! (or soft-argmax, Table S4); the attribute branch reads the pre-softmax maps through pools
+//! and convs, then FC heads.
+
+use std::collections::BTreeMap;
+
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+use landmark_ssl_ops::conv::Conv2d;
+
+use crate::comm_mt::{build_stack, run_stack, Stage};
+use crate::config::{HeatmapMtConfig, LandmarkKind, Readout};
+use crate::error::Result;
+use crate::layers::{check_images, conv_same, flatten, hard_argmax, soft_argmax, MlpHead};
+use crate::ModelOutput;
+
+/// The Heatmap-MT network. Weights: `convs.{i}.*`, `branch.{layer}.*`, `heads.{name}.fc{j}.*`.
+#[derive(Debug, Clone)]
+pub struct HeatmapMt {
+    cfg: HeatmapMtConfig,
+    convs: Vec<Conv2d>,
+    branch: Vec<Stage>,
+    heads: Vec<(String, MlpHead)>,
+}
+
+impl HeatmapMt {
+    /// Creates the weights under `vb` (config validated by the caller).
+    pub fn new(cfg: &HeatmapMtConfig, vb: VarBuilder) -> Result<Self> {
+        let mut convs = Vec::with_capacity(cfg.convs.len());
+        let mut c = 1;
+        for (i, s) in cfg.convs.iter().enumerate() {
+            convs.push(conv_same(c, s.channels, s.kernel, vb.pp("convs").pp(i))?);
+            c = s.channels;
+        }
+        let s = cfg.input_size;
+        let (branch, (bc, bh, bw)) = build_stack(
+            &cfg.branch,
+            cfg.num_landmarks,
+            s.height,
+            s.width,
+            vb.pp("branch"),
+        )?;
+        let d = bc * bh * bw;
+        let heads = cfg
+            .heads
+            .iter()
+            .map(|hc| {
+                Ok((
+                    hc.name.clone(),
+                    MlpHead::new(d, hc, vb.pp("heads").pp(&hc.name))?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            convs,
+            branch,
+            heads,
+        })
+    }
+
+    /// images (B, 1, H, W) -> maps (B, K, H, W) (after the trunk's last ReLU, before any
+    /// softmax), landmarks (B, K, 2) in input pixels (soft-argmax, or the `readout` of a
+    /// softmax model), attributes (B, n) per head.
+    pub fn forward_t(&self, images: &Tensor, train: bool) -> Result<ModelOutput> {
+        check_images(images, self.cfg.input_size)?;
+        let mut maps = images.clone();
+        for c in &self.convs {
+            maps = c.forward_relu(&maps)?;
+        }
+        let landmarks = match (self.cfg.landmark_kind, self.cfg.readout) {
+            (LandmarkKind::SoftArgmax, _) | (LandmarkKind::Softmax, Readout::SoftArgmax) => {
+                soft_argmax(&maps, self.cfg.beta)?
+            }
+            (LandmarkKind::Softmax, Readout::HardArgmax) => hard_argmax(&maps)?,
+        };
+        let mut attributes = BTreeMap::new();
+        if !self.heads.is_empty() {
+            let f = flatten(&run_stack(&self.branch, &maps)?)?;
+            for (name, h) in &self.heads {
+                attributes.insert(name.clone(), h.forward_t(&f, train)?);
+            }
+        }
+        Ok(ModelOutput {
+            maps: Some(maps),
+            landmarks,
+            attributes,
+        })
+    }
+}

@@ -1,0 +1,80 @@
+//! Seq-MT (Tables S11-S13): a localisation network of stride-1 SAME convs (ReLU on every
+//! one, the last included) giving K maps at input resolution, a soft-argmax giving K points,
+//! and one MLP head per attribute reading the 2K coordinates.
+
+use std::collections::BTreeMap;
+
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+use landmark_ssl_ops::conv::Conv2d;
+
+use crate::config::SeqMtConfig;
+use crate::error::Result;
+use crate::layers::{check_images, conv_same, coords_to_features, soft_argmax, MlpHead};
+use crate::ModelOutput;
+
+/// The Seq-MT network. Weights: `convs.{i}.{weight,bias}`, `heads.{name}.fc{j}.{weight,bias}`.
+#[derive(Debug, Clone)]
+pub struct SeqMt {
+    cfg: SeqMtConfig,
+    convs: Vec<Conv2d>,
+    heads: Vec<(String, MlpHead)>,
+}
+
+impl SeqMt {
+    /// Creates the weights under `vb`. The config should be validated
+    /// ([`crate::ModelConfig::validate`]; [`crate::LandmarkModel::new`] does it).
+    pub fn new(cfg: &SeqMtConfig, vb: VarBuilder) -> Result<Self> {
+        let mut convs = Vec::with_capacity(cfg.convs.len());
+        let mut c = 1;
+        for (i, s) in cfg.convs.iter().enumerate() {
+            convs.push(conv_same(c, s.channels, s.kernel, vb.pp("convs").pp(i))?);
+            c = s.channels;
+        }
+        let in_dim = 2 * cfg.num_landmarks;
+        let heads = cfg
+            .heads
+            .iter()
+            .map(|h| {
+                Ok((
+                    h.name.clone(),
+                    MlpHead::new(in_dim, h, vb.pp("heads").pp(&h.name))?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            convs,
+            heads,
+        })
+    }
+
+    /// The K maps (B, K, H, W) after the last ReLU, from images (B, 1, H, W).
+    pub fn maps(&self, images: &Tensor) -> Result<Tensor> {
+        let mut x = images.clone();
+        for c in &self.convs {
+            x = c.forward_relu(&x)?;
+        }
+        Ok(x)
+    }
+
+    /// images (B, 1, H, W) -> maps (B, K, H, W), landmarks (B, K, 2) in input pixels
+    /// (soft-argmax with `beta`), one (B, n) output per head (dropout only when `train`).
+    pub fn forward_t(&self, images: &Tensor, train: bool) -> Result<ModelOutput> {
+        check_images(images, self.cfg.input_size)?;
+        let maps = self.maps(images)?;
+        let landmarks = soft_argmax(&maps, self.cfg.beta)?;
+        let mut attributes = BTreeMap::new();
+        if !self.heads.is_empty() {
+            let f = coords_to_features(&landmarks, self.cfg.coord_scale, self.cfg.input_size)?;
+            for (name, h) in &self.heads {
+                attributes.insert(name.clone(), h.forward_t(&f, train)?);
+            }
+        }
+        Ok(ModelOutput {
+            maps: Some(maps),
+            landmarks,
+            attributes,
+        })
+    }
+}

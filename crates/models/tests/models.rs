@@ -1,0 +1,446 @@
+//! Forward shapes on tiny configs of every family, dropout only in training, bad configs,
+//! read-outs and coordinate scales.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use landmark_ssl_models::*;
+
+fn tiny_seq(heads: Vec<HeadConfig>) -> ModelConfig {
+    ModelConfig::SeqMt(SeqMtConfig {
+        input_size: InputSize {
+            height: 12,
+            width: 10,
+        },
+        num_landmarks: 3,
+        beta: 1.0,
+        convs: vec![ConvSpec::new(3, 4), ConvSpec::new(1, 3)],
+        coord_scale: CoordScale::Unit,
+        heads,
+    })
+}
+
+fn tiny_comm() -> ModelConfig {
+    ModelConfig::CommMt(CommMtConfig {
+        input_size: InputSize {
+            height: 12,
+            width: 10,
+        },
+        num_landmarks: 3,
+        trunk: vec![
+            LayerSpec::Conv {
+                kernel: 3,
+                channels: 4,
+            },
+            LayerSpec::Pool,
+            LayerSpec::Conv {
+                kernel: 1,
+                channels: 2,
+            },
+        ],
+        shared_fc: vec![16],
+        dropout: 0.5,
+        coord_scale: CoordScale::Unit,
+        heads: vec![HeadConfig::class("c", 4, &[], 0.0)],
+    })
+}
+
+fn tiny_heat(kind: LandmarkKind) -> ModelConfig {
+    ModelConfig::HeatmapMt(HeatmapMtConfig {
+        input_size: InputSize {
+            height: 12,
+            width: 10,
+        },
+        num_landmarks: 3,
+        beta: 1.0,
+        convs: vec![ConvSpec::new(3, 4), ConvSpec::new(1, 3)],
+        // 12x10 -> 6x5 -> 3x2: odd sizes on the way.
+        branch: vec![
+            LayerSpec::Pool,
+            LayerSpec::Conv {
+                kernel: 3,
+                channels: 2,
+            },
+            LayerSpec::Pool,
+        ],
+        heads: vec![
+            HeadConfig::class("c", 4, &[5], 0.5),
+            HeadConfig::real("r", 2, &[], 0.0),
+        ],
+        landmark_kind: kind,
+        readout: Readout::HardArgmax,
+    })
+}
+
+fn tiny_rcn(kind: LandmarkKind) -> ModelConfig {
+    ModelConfig::Rcn(RcnConfig {
+        // 20 -> 10 -> 5 -> 2: the last upsampling goes 2 -> 5 (odd).
+        input_size: InputSize::square(20),
+        num_landmarks: 2,
+        beta: 1.0,
+        channels: 3,
+        levels: 3,
+        down_kernels: vec![5, 3, 3, 1],
+        up_kernels: vec![3, 3, 3],
+        down_convs: 1,
+        up_convs: 2,
+        output_kernel: 1,
+        landmark_kind: kind,
+        readout: Readout::HardArgmax,
+        coord_scale: CoordScale::Pixels,
+        heads: vec![HeadConfig::real("pose", 3, &[4], 0.25)],
+    })
+}
+
+fn build(cfg: &ModelConfig) -> (LandmarkModel, VarMap) {
+    let vm = VarMap::new();
+    let m =
+        LandmarkModel::new(cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu)).unwrap();
+    (m, vm)
+}
+
+fn images(cfg: &ModelConfig, b: usize) -> Tensor {
+    let (h, w) = cfg.input_size();
+    Tensor::randn(0f32, 1.0, (b, 1, h, w), &Device::Cpu).unwrap()
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn forward_shapes_every_family() {
+    let heads = vec![
+        HeadConfig::class("a", 4, &[6], 0.25),
+        HeadConfig::real("b", 2, &[], 0.0),
+    ];
+    let cases = [
+        tiny_seq(heads),
+        tiny_comm(),
+        tiny_heat(LandmarkKind::Softmax),
+        tiny_heat(LandmarkKind::SoftArgmax),
+        tiny_rcn(LandmarkKind::Softmax),
+        tiny_rcn(LandmarkKind::SoftArgmax),
+    ];
+    for cfg in &cases {
+        let (m, _) = build(cfg);
+        let (h, w) = cfg.input_size();
+        let k = cfg.num_landmarks();
+        let out = m.forward_t(&images(cfg, 2), true).unwrap();
+        assert_eq!(out.landmarks.dims(), &[2, k, 2], "{}", cfg.family());
+        match &out.maps {
+            Some(maps) => {
+                assert!(cfg.has_maps());
+                assert_eq!(maps.dims(), &[2, k, h, w]);
+            }
+            None => assert_eq!(cfg.family(), "comm_mt"),
+        }
+        let names: Vec<&String> = out.attributes.keys().collect();
+        let mut expect: Vec<&String> = cfg.heads().iter().map(|h| &h.name).collect();
+        expect.sort();
+        assert_eq!(names, expect);
+        for hc in cfg.heads() {
+            assert_eq!(out.attributes[&hc.name].dims(), &[2, hc.kind.outputs()]);
+        }
+        assert_eq!(m.landmark_kind(), cfg.landmark_kind());
+        assert_eq!(m.config(), cfg);
+    }
+}
+
+#[test]
+fn soft_argmax_landmarks_are_in_input_pixels() {
+    // Seq-MT landmarks = soft-argmax of the maps with the config's beta, inside the image.
+    let cfg = tiny_seq(vec![]);
+    let (m, _) = build(&cfg);
+    let out = m.forward_t(&images(&cfg, 2), false).unwrap();
+    let maps = out.maps.unwrap();
+    let direct = landmark_ssl_ops::soft_argmax_composite(&maps, 1.0).unwrap();
+    assert!(max_diff(&out.landmarks, &direct) < 1e-4);
+    for p in out
+        .landmarks
+        .flatten_to(1)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap()
+    {
+        assert!(
+            (0.0..=9.0).contains(&p[0]) && (0.0..=11.0).contains(&p[1]),
+            "{p:?}"
+        );
+    }
+    // RCN with softmax: the hard argmax read-out of the maps.
+    let cfg = tiny_rcn(LandmarkKind::Softmax);
+    let (m, _) = build(&cfg);
+    let out = m.forward_t(&images(&cfg, 1), false).unwrap();
+    let hard = landmark_ssl_ops::hard_argmax_subpixel(out.maps.as_ref().unwrap()).unwrap();
+    assert!(max_diff(&out.landmarks, &hard) < 1e-6);
+}
+
+#[test]
+fn dropout_only_in_training() {
+    for cfg in [
+        tiny_seq(vec![HeadConfig::class("a", 4, &[16, 16], 0.5)]),
+        tiny_comm(),
+        tiny_heat(LandmarkKind::Softmax),
+    ] {
+        let (m, vm) = build(&cfg);
+        // Positive weights and images: every unit is active, so each dropout mask shows in
+        // the output (two passes agree only if >= 32 coin flips all agree).
+        for v in vm.all_vars() {
+            v.set(&v.as_tensor().abs().unwrap()).unwrap();
+        }
+        let x = images(&cfg, 2).abs().unwrap();
+        let name = &cfg.heads()[0].name;
+        let head = |train| m.forward_t(&x, train).unwrap().attributes[name].clone();
+        let (e1, e2) = (head(false), head(false));
+        assert_eq!(
+            max_diff(&e1, &e2),
+            0.0,
+            "{}: eval must be deterministic",
+            cfg.family()
+        );
+        let (t1, t2) = (head(true), head(true));
+        assert!(
+            max_diff(&t1, &t2) > 0.0,
+            "{}: two training passes must differ",
+            cfg.family()
+        );
+        assert!(
+            max_diff(&t1, &e1) > 0.0,
+            "{}: training must differ from eval",
+            cfg.family()
+        );
+    }
+}
+
+#[test]
+fn comm_mt_coordinate_scales() {
+    // All-zero weights: the regression branch outputs 0, which is the input centre in `unit`
+    // scale and the top-left pixel in `pixels` scale.
+    for (scale, expect) in [
+        (CoordScale::Unit, [4.5f32, 5.5]),
+        (CoordScale::Pixels, [0.0, 0.0]),
+    ] {
+        let mut cfg = tiny_comm();
+        if let ModelConfig::CommMt(c) = &mut cfg {
+            c.coord_scale = scale;
+        }
+        let m = LandmarkModel::new(&cfg, VarBuilder::zeros(DType::F32, &Device::Cpu)).unwrap();
+        let lm = m
+            .forward_t(&images(&cfg, 1), false)
+            .unwrap()
+            .landmarks
+            .to_vec3::<f32>()
+            .unwrap();
+        for p in &lm[0] {
+            assert!(
+                (p[0] - expect[0]).abs() < 1e-5 && (p[1] - expect[1]).abs() < 1e-5,
+                "{scale:?} {p:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn seq_mt_heads_read_scaled_coordinates() {
+    // A head with one linear layer of weight 1 on coordinate x0 only, bias 0, reads x0 in the
+    // configured scale: pixels -> x0, unit -> 2 x0 / (W - 1) - 1.
+    for scale in [CoordScale::Pixels, CoordScale::Unit] {
+        let mut cfg = tiny_seq(vec![HeadConfig::real("x0", 1, &[], 0.0)]);
+        if let ModelConfig::SeqMt(c) = &mut cfg {
+            c.coord_scale = scale;
+        }
+        let (m, vm) = build(&cfg);
+        let w = Tensor::new(&[[1f32, 0.0, 0.0, 0.0, 0.0, 0.0]], &Device::Cpu).unwrap();
+        vm.data().lock().unwrap()["heads.x0.fc0.weight"]
+            .set(&w)
+            .unwrap();
+        vm.data().lock().unwrap()["heads.x0.fc0.bias"]
+            .zero_set()
+            .unwrap();
+        let out = m.forward_t(&images(&cfg, 2), false).unwrap();
+        let lm = out.landmarks.to_vec3::<f32>().unwrap();
+        let a = out.attributes["x0"].to_vec2::<f32>().unwrap();
+        for b in 0..2 {
+            let x0 = lm[b][0][0];
+            let want = match scale {
+                CoordScale::Pixels => x0,
+                CoordScale::Unit => 2.0 * x0 / 9.0 - 1.0,
+            };
+            assert!(
+                (a[b][0] - want).abs() < 1e-5,
+                "{scale:?}: {} vs {want}",
+                a[b][0]
+            );
+        }
+    }
+}
+
+#[test]
+fn gradients_reach_every_weight() {
+    // One backward pass through RCN+ (pools, odd upsampling, concatenation, heads) and
+    // Heatmap-MT: every variable gets a gradient.
+    for cfg in [
+        tiny_rcn(LandmarkKind::SoftArgmax),
+        tiny_heat(LandmarkKind::SoftArgmax),
+    ] {
+        let (m, vm) = build(&cfg);
+        let out = m.forward_t(&images(&cfg, 2), false).unwrap();
+        let mut loss = out.landmarks.sqr().unwrap().sum_all().unwrap();
+        for t in out.attributes.values() {
+            loss = (loss + t.sqr().unwrap().sum_all().unwrap()).unwrap();
+        }
+        let grads = loss.backward().unwrap();
+        for (name, v) in vm.data().lock().unwrap().iter() {
+            let g = grads
+                .get(v.as_tensor())
+                .unwrap_or_else(|| panic!("{}: no gradient for {name}", cfg.family()));
+            assert_eq!(g.dims(), v.dims());
+        }
+    }
+}
+
+#[test]
+fn wrong_input_is_a_clear_error() {
+    let cfg = tiny_seq(vec![]);
+    let (m, _) = build(&cfg);
+    let x = Tensor::zeros((2, 1, 11, 10), DType::F32, &Device::Cpu).unwrap();
+    let e = m.forward_t(&x, false).unwrap_err().to_string();
+    assert!(
+        e.contains("images") && e.contains("12, 10") && e.contains("[2, 1, 11, 10]"),
+        "{e}"
+    );
+}
+
+fn config_error(cfg: &ModelConfig) -> String {
+    let e = cfg.validate().unwrap_err();
+    assert!(matches!(e, Error::Config { .. }), "{e:?}");
+    // LandmarkModel::new validates too.
+    assert!(LandmarkModel::new(cfg, VarBuilder::zeros(DType::F32, &Device::Cpu)).is_err());
+    e.to_string()
+}
+
+#[test]
+fn bad_configs_are_clear_errors() {
+    let with_seq = |f: &dyn Fn(&mut SeqMtConfig)| {
+        let mut cfg = tiny_seq(vec![HeadConfig::class("a", 4, &[6], 0.25)]);
+        if let ModelConfig::SeqMt(c) = &mut cfg {
+            f(c);
+        }
+        config_error(&cfg)
+    };
+    let e = with_seq(&|c| c.convs[0].channels = 0);
+    assert!(e.contains("convs[0].channels"), "{e}");
+    let e = with_seq(&|c| c.convs[0].kernel = 13);
+    assert!(
+        e.contains("convs[0].kernel") && e.contains("larger than the input"),
+        "{e}"
+    );
+    let e = with_seq(&|c| c.convs[0].kernel = 4);
+    assert!(e.contains("even"), "{e}");
+    let e = with_seq(&|c| c.num_landmarks = 0);
+    assert!(e.contains("num_landmarks"), "{e}");
+    let e = with_seq(&|c| c.num_landmarks = 4);
+    assert!(
+        e.contains("convs[1].channels") && e.contains("K = 4"),
+        "{e}"
+    );
+    let e = with_seq(&|c| c.beta = 0.0);
+    assert!(e.contains("beta"), "{e}");
+    let e = with_seq(&|c| c.heads.push(c.heads[0].clone()));
+    assert!(e.contains("duplicate"), "{e}");
+    let e = with_seq(&|c| c.heads[0].name = "a.b".into());
+    assert!(e.contains("heads[0].name"), "{e}");
+    let e = with_seq(&|c| c.heads[0].dropout = 1.0);
+    assert!(e.contains("heads[0].dropout"), "{e}");
+    let e = with_seq(&|c| c.heads[0].kind = HeadKind::Class { n: 1 });
+    assert!(e.contains("heads[0].kind"), "{e}");
+    let e = with_seq(&|c| c.input_size.width = 0);
+    assert!(e.contains("input_size"), "{e}");
+
+    let mut rcn = tiny_rcn(LandmarkKind::Softmax);
+    if let ModelConfig::Rcn(c) = &mut rcn {
+        c.levels = 5;
+        c.down_kernels = vec![3; 6];
+        c.up_kernels = vec![3; 5];
+    }
+    let e = config_error(&rcn);
+    assert!(e.contains("levels") && e.contains("1x1"), "{e}");
+    let mut rcn = tiny_rcn(LandmarkKind::Softmax);
+    if let ModelConfig::Rcn(c) = &mut rcn {
+        c.up_kernels.pop();
+    }
+    assert!(config_error(&rcn).contains("up_kernels"));
+    let mut comm = tiny_comm();
+    if let ModelConfig::CommMt(c) = &mut comm {
+        c.trunk = vec![LayerSpec::Pool; 4];
+    }
+    assert!(config_error(&comm).contains("trunk[3]"));
+}
+
+#[test]
+fn configs_parse_from_json_and_toml() {
+    let json = r#"{ "family": "seq_mt", "input_size": { "height": 12, "width": 10 },
+        "num_landmarks": 3, "beta": 1.0,
+        "convs": [ { "kernel": 3, "channels": 4 }, { "kernel": 1, "channels": 3 } ],
+        "coord_scale": "unit",
+        "heads": [ { "name": "a", "kind": { "class": { "n": 4 } }, "hidden": [6], "dropout": 0.25 },
+                   { "name": "b", "kind": { "real": { "n": 2 } } } ] }"#;
+    let cfg = ModelConfig::from_json(json).unwrap();
+    let heads = vec![
+        HeadConfig::class("a", 4, &[6], 0.25),
+        HeadConfig::real("b", 2, &[], 0.0),
+    ];
+    assert_eq!(cfg, tiny_seq(heads));
+    let toml = r#"
+family = "comm_mt"
+num_landmarks = 3
+trunk = [ { conv = { kernel = 3, channels = 4 } }, "pool", { conv = { kernel = 1, channels = 2 } } ]
+shared_fc = [16]
+dropout = 0.5
+[input_size]
+height = 12
+width = 10
+[[heads]]
+name = "c"
+kind = { class = { n = 4 } }
+"#;
+    assert_eq!(ModelConfig::from_toml(toml).unwrap(), tiny_comm());
+    // Unknown fields, unknown families and invalid values are errors naming the problem.
+    let e = ModelConfig::from_json(&json.replace("\"beta\"", "\"betta\""))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("betta"), "{e}");
+    let e = ModelConfig::from_json(&json.replace("seq_mt", "seq_mtx"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("seq_mtx"), "{e}");
+    let e =
+        ModelConfig::from_json(&json.replace("\"channels\": 4", "\"channels\": 0")).unwrap_err();
+    assert!(e.to_string().contains("convs[0].channels"), "{e}");
+    // A file: the error names it.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.toml");
+    std::fs::write(&p, "family = 3").unwrap();
+    let e = ModelConfig::from_file(&p).unwrap_err().to_string();
+    assert!(e.contains("bad.toml") && e.contains("toml"), "{e}");
+    let p = dir.path().join("good.json");
+    std::fs::write(&p, json).unwrap();
+    assert_eq!(ModelConfig::from_file(&p).unwrap().num_landmarks(), 3);
+}
+
+#[test]
+fn param_count_counts_every_scalar() {
+    let cfg = tiny_seq(vec![HeadConfig::class("a", 4, &[6], 0.25)]);
+    let (_, vm) = build(&cfg);
+    // conv 3x3 1->4, conv 1x1 4->3, FC 6->6, FC 6->4.
+    let by_hand = (9 * 4 + 4) + (4 * 3 + 3) + (6 * 6 + 6) + (6 * 4 + 4);
+    assert_eq!(param_count(&vm), by_hand);
+    assert_eq!(config_param_count(&cfg).unwrap(), by_hand);
+}

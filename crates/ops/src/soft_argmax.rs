@@ -1,0 +1,334 @@
+//! Soft-argmax (Eq. 1 of Honari et al., CVPR 2018): the expected pixel position under
+//! `softmax(beta * map)`.
+//!
+//! For a map M of shape (H, W) and a multiplier `beta > 0`,
+//!
+//! ```text
+//! p(i, j) = exp(beta * M(i, j)) / sum_{i', j'} exp(beta * M(i', j'))
+//! (x, y)  = (sum_{i,j} p(i, j) * j,  sum_{i,j} p(i, j) * i)
+//! ```
+//!
+//! x is the column and y the row, in pixels, 0-based, pixel centres at integers
+//! 0..W-1 and 0..H-1 (the workspace convention, see [`crate::coords`] for the normalised
+//! conventions of kornia and dsntnn). Large `beta` makes the distribution peaky (the paper
+//! calls it a temperature, but it multiplies the logits).
+//!
+//! Three entry points:
+//! - [`soft_argmax`]: the point; fused CPU kernel (one pass per map, analytic backward,
+//!   parallel over B*K) on CPU, [`soft_argmax_composite`] on other devices.
+//! - [`soft_argmax_composite`]: the same from candle ops (the reference and the fallback).
+//! - [`soft_argmax_detailed`]: the point plus the probability maps, a confidence and a
+//!   spread per landmark.
+//!
+//! With the `cuda` feature, CUDA tensors use the composite path (candle's CUDA kernels);
+//! there is no dedicated CUDA kernel yet.
+
+mod cpu;
+
+use crate::error::{Error, Result};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Shape, Tensor, D};
+
+/// Checks `maps` (B, K, H, W) f32/f64 with K, H, W > 0 and `beta` finite and > 0.
+pub(crate) fn check_maps(
+    op: &'static str,
+    maps: &Tensor,
+    beta: Option<f64>,
+) -> Result<(usize, usize, usize, usize)> {
+    let dims = maps.dims();
+    if dims.len() != 4 {
+        return Err(Error::Shape {
+            op,
+            arg: "maps",
+            expected: "rank 4 (B, K, H, W)".into(),
+            got: dims.to_vec(),
+        });
+    }
+    let (b, k, h, w) = (dims[0], dims[1], dims[2], dims[3]);
+    if k == 0 || h == 0 || w == 0 {
+        return Err(Error::Shape {
+            op,
+            arg: "maps",
+            expected: "(B, K, H, W) with K, H and W > 0".into(),
+            got: dims.to_vec(),
+        });
+    }
+    match maps.dtype() {
+        DType::F32 | DType::F64 => {}
+        got => {
+            return Err(Error::DType {
+                op,
+                arg: "maps",
+                expected: "f32 or f64",
+                got,
+            })
+        }
+    }
+    if let Some(beta) = beta {
+        if !beta.is_finite() || beta <= 0.0 {
+            return Err(Error::InvalidArgument {
+                op,
+                arg: "beta",
+                value: format!("{beta}"),
+                reason: "must be finite and > 0",
+            });
+        }
+    }
+    Ok((b, k, h, w))
+}
+
+/// The fused forward as a candle custom op: (B, K, H, W) -> (B, K, 4) holding
+/// `[x, y, max, ln S]` per map; the backward is [`SoftArgmaxBwdOp`].
+struct SoftArgmaxOp {
+    beta: f64,
+}
+
+impl CustomOp1 for SoftArgmaxOp {
+    fn name(&self) -> &'static str {
+        "landmark-ssl-soft-argmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (b, k, h, w) = layout.shape().dims4()?;
+        let (start, end) = layout.contiguous_offsets().ok_or_else(|| {
+            candle_core::Error::msg("soft_argmax kernel: `maps` must be contiguous")
+        })?;
+        let shape = Shape::from((b, k, 4));
+        match storage {
+            CpuStorage::F32(v) => Ok((
+                CpuStorage::F32(cpu::forward(&v[start..end], h, w, self.beta)),
+                shape,
+            )),
+            CpuStorage::F64(v) => Ok((
+                CpuStorage::F64(cpu::forward(&v[start..end], h, w, self.beta)),
+                shape,
+            )),
+            other => Err(Error::DType {
+                op: "soft_argmax",
+                arg: "maps",
+                expected: "f32 or f64",
+                got: other.dtype(),
+            }
+            .into()),
+        }
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let g = arg.contiguous()?.apply_op3_no_bwd(
+            &res.contiguous()?,
+            &grad_res.contiguous()?,
+            &SoftArgmaxBwdOp { beta: self.beta },
+        )?;
+        Ok(Some(g))
+    }
+}
+
+/// The fused backward: (maps (B, K, H, W), stats (B, K, 4), grad (B, K, 4)) -> dL/dmaps.
+struct SoftArgmaxBwdOp {
+    beta: f64,
+}
+
+impl CustomOp3 for SoftArgmaxBwdOp {
+    fn name(&self) -> &'static str {
+        "landmark-ssl-soft-argmax-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (_, _, h, w) = l1.shape().dims4()?;
+        let offsets = |l: &Layout| {
+            l.contiguous_offsets().ok_or_else(|| {
+                candle_core::Error::msg("soft_argmax backward: inputs must be contiguous")
+            })
+        };
+        let (a0, a1) = offsets(l1)?;
+        let (b0, b1) = offsets(l2)?;
+        let (c0, c1) = offsets(l3)?;
+        let shape = l1.shape().clone();
+        match (s1, s2, s3) {
+            (CpuStorage::F32(m), CpuStorage::F32(s), CpuStorage::F32(g)) => Ok((
+                CpuStorage::F32(cpu::backward(
+                    &m[a0..a1],
+                    &s[b0..b1],
+                    &g[c0..c1],
+                    h,
+                    w,
+                    self.beta,
+                )),
+                shape,
+            )),
+            (CpuStorage::F64(m), CpuStorage::F64(s), CpuStorage::F64(g)) => Ok((
+                CpuStorage::F64(cpu::backward(
+                    &m[a0..a1],
+                    &s[b0..b1],
+                    &g[c0..c1],
+                    h,
+                    w,
+                    self.beta,
+                )),
+                shape,
+            )),
+            _ => Err(candle_core::Error::msg(format!(
+                "soft_argmax backward: dtypes {:?}, {:?}, {:?} of maps, result and gradient \
+                 must all be f32 or all f64",
+                s1.dtype(),
+                s2.dtype(),
+                s3.dtype()
+            ))),
+        }
+    }
+}
+
+/// Soft-argmax of every map: (B, K, H, W) -> (B, K, 2) (x, y) in pixels.
+///
+/// `(x, y) = sum_{i,j} softmax(beta * maps[b, k])_{i,j} * (j, i)`: x is the column index,
+/// y the row index, pixel centres at 0..W-1 and 0..H-1. `maps` is f32 or f64 on any
+/// device; the result has the same dtype and device. Differentiable with respect to `maps`.
+///
+/// On CPU this runs a fused kernel: one pass per map (max, exponentials and the three
+/// sums together, accumulated in f64 per block), parallel over B*K with rayon, with an
+/// analytic backward `dL/dmap = beta * p * ((x - mx) * gx + (y - my) * gy)` that is itself
+/// one fused pass. It is stable for |beta * map| up to at least 1e4 (the maximum is
+/// subtracted first). Other devices use [`soft_argmax_composite`].
+///
+/// Errors (never panics): `maps` not of rank 4, K, H or W zero, a dtype other than f32/f64,
+/// `beta` not finite or not > 0.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use landmark_ssl_ops::soft_argmax;
+/// // One 3x4 map whose mass sits on row 1, column 2.
+/// let mut v = vec![0f32; 12];
+/// v[4 + 2] = 10.0;
+/// let maps = Tensor::from_vec(v, (1, 1, 3, 4), &Device::Cpu)?;
+/// let p = soft_argmax(&maps, 10.0)?.to_vec3::<f32>()?;
+/// assert!((p[0][0][0] - 2.0).abs() < 1e-3 && (p[0][0][1] - 1.0).abs() < 1e-3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn soft_argmax(maps: &Tensor, beta: f64) -> Result<Tensor> {
+    check_maps("soft_argmax", maps, Some(beta))?;
+    if !maps.device().is_cpu() {
+        return composite(maps, beta);
+    }
+    let out = maps.contiguous()?.apply_op1(SoftArgmaxOp { beta })?;
+    Ok(out.narrow(2, 0, 2)?.contiguous()?)
+}
+
+/// Soft-argmax from candle ops (scale, softmax over H*W, marginal sums, weighted sums):
+/// (B, K, H, W) -> (B, K, 2), the same contract as [`soft_argmax`] on every device.
+///
+/// The reference for the fused kernel in tests and the path used on devices without a
+/// kernel. Differentiable through candle's autograd (it keeps the (B, K, H, W)
+/// probabilities and several intermediates alive, so it is slower and uses more memory).
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use landmark_ssl_ops::{soft_argmax, soft_argmax_composite};
+/// let maps = Tensor::randn(0f32, 1.0, (2, 3, 5, 6), &Device::Cpu)?;
+/// let a = soft_argmax(&maps, 2.0)?;
+/// let b = soft_argmax_composite(&maps, 2.0)?;
+/// let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+/// assert!(diff < 1e-4);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn soft_argmax_composite(maps: &Tensor, beta: f64) -> Result<Tensor> {
+    check_maps("soft_argmax_composite", maps, Some(beta))?;
+    composite(maps, beta)
+}
+
+/// Pixel-centre coordinates 0..n-1 as a 1-D tensor of `dtype` on `maps`' device.
+fn arange(n: usize, like: &Tensor) -> Result<Tensor> {
+    let v: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    Ok(Tensor::from_vec(v, n, like.device())?.to_dtype(like.dtype())?)
+}
+
+/// softmax(beta * maps) over each (H, W) map, from candle ops (differentiable).
+fn probabilities(maps: &Tensor, beta: f64) -> Result<Tensor> {
+    let (b, k, h, w) = maps.dims4()?;
+    let flat = maps.affine(beta, 0.0)?.reshape((b, k, h * w))?;
+    Ok(candle_nn::ops::softmax(&flat, D::Minus1)?.reshape((b, k, h, w))?)
+}
+
+fn composite(maps: &Tensor, beta: f64) -> Result<Tensor> {
+    let (_, _, h, w) = maps.dims4()?;
+    let p = probabilities(maps, beta)?;
+    let xs = arange(w, maps)?;
+    let ys = arange(h, maps)?;
+    let x = p.sum(2)?.broadcast_mul(&xs)?.sum(D::Minus1)?;
+    let y = p.sum(3)?.broadcast_mul(&ys)?.sum(D::Minus1)?;
+    Ok(Tensor::stack(&[x, y], 2)?)
+}
+
+/// Everything [`soft_argmax_detailed`] computes for maps (B, K, H, W).
+#[derive(Debug, Clone)]
+pub struct SoftArgmaxOutput {
+    /// (B, K, 2): (x, y) in pixels, as [`soft_argmax`] returns.
+    pub points: Tensor,
+    /// (B, K, H, W): softmax(beta * map) per map; each map sums to 1.
+    pub probabilities: Tensor,
+    /// (B, K): the peak probability of each map, in (0, 1]; 1/(H*W) for a flat map, 1 for a
+    /// one-hot one.
+    pub confidence: Tensor,
+    /// (B, K, 2): the variance of the distribution along x and along y, in pixels squared:
+    /// `sum p * (x - mx)^2`, `sum p * (y - my)^2`.
+    pub spread: Tensor,
+}
+
+/// Soft-argmax with the probability maps, a confidence and a spread per landmark.
+///
+/// maps (B, K, H, W) f32/f64 -> [`SoftArgmaxOutput`] (points (B, K, 2), probabilities
+/// (B, K, H, W), confidence (B, K), spread (B, K, 2)), same dtype and device, all
+/// differentiable. The points come from [`soft_argmax`] (fused kernel on CPU); the other
+/// fields are built from candle ops. Same errors as [`soft_argmax`].
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use landmark_ssl_ops::soft_argmax_detailed;
+/// let maps = Tensor::zeros((1, 2, 4, 5), candle_core::DType::F64, &Device::Cpu)?;
+/// let out = soft_argmax_detailed(&maps, 1.0)?;
+/// // A flat map: centre point, confidence 1/20, variance of a uniform over 0..4 along x.
+/// let p = out.points.to_vec3::<f64>()?;
+/// assert!((p[0][0][0] - 2.0).abs() < 1e-12 && (p[0][0][1] - 1.5).abs() < 1e-12);
+/// let c = out.confidence.to_vec2::<f64>()?;
+/// assert!((c[0][1] - 0.05).abs() < 1e-12);
+/// let s = out.spread.to_vec3::<f64>()?;
+/// assert!((s[0][0][0] - 2.0).abs() < 1e-12 && (s[0][0][1] - 1.25).abs() < 1e-12);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn soft_argmax_detailed(maps: &Tensor, beta: f64) -> Result<SoftArgmaxOutput> {
+    let (b, k, h, w) = check_maps("soft_argmax_detailed", maps, Some(beta))?;
+    let points = soft_argmax(maps, beta)?;
+    let probabilities = probabilities(maps, beta)?;
+    let confidence = probabilities.reshape((b, k, h * w))?.max(D::Minus1)?;
+    let xs = arange(w, maps)?.reshape((1, 1, w))?;
+    let ys = arange(h, maps)?.reshape((1, 1, h))?;
+    let mx = points.narrow(2, 0, 1)?; // (B, K, 1)
+    let my = points.narrow(2, 1, 1)?;
+    let dx2 = xs.broadcast_sub(&mx)?.sqr()?; // (B, K, W)
+    let dy2 = ys.broadcast_sub(&my)?.sqr()?; // (B, K, H)
+    let vx = (probabilities.sum(2)? * dx2)?.sum(D::Minus1)?;
+    let vy = (probabilities.sum(3)? * dy2)?.sum(D::Minus1)?;
+    let spread = Tensor::stack(&[vx, vy], 2)?;
+    Ok(SoftArgmaxOutput {
+        points,
+        probabilities,
+        confidence,
+        spread,
+    })
+}

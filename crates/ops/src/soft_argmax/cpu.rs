@@ -1,0 +1,532 @@
+//! The fused CPU kernels of the soft-argmax: one forward pass and one backward pass per
+//! (b, k) map, parallel over the B*K maps with rayon.
+//!
+//! Forward, per map of n = H*W values v, one sweep over blocks of 256 values (1 KiB in
+//! f32). Each of 16 SIMD lanes keeps a running maximum m_l and sums S_l = sum e,
+//! Sx_l = sum e (x - cx), Sy_l = sum e (y - cy) of e = exp(beta (v - m_l)) <= 1 (coordinates
+//! centred on the map's centre (cx, cy) to keep the sums small). A block is read once for
+//! its lane maxima (rescaling the lanes whose maximum grew), then again from L1 for the
+//! exponentials and sums, whose f32 lanes are flushed into f64 lanes after each block; the
+//! lanes are combined in f64 at the end. Memory reads and arithmetic interleave at the
+//! block grain and nothing is allocated per map.
+//!
+//! The result per map is `[cx + Sx / S, cy + Sy / S, m, ln S]` (m the map's maximum); the last two entries let
+//! the backward pass recompute p = exp(beta * (v - m) - ln S) in a single pass:
+//! dL/dv = beta * p * ((x - mx) * gx + (y - my) * gy).
+//!
+//! f32 maps use a polynomial `exp2` (relative error ~1e-7) that compiles to SIMD code; f64
+//! maps use `f64::exp2`. On x86-64 the per-map loops are compiled three times (AVX-512,
+//! AVX2+FMA, baseline) and picked at run time.
+
+use rayon::prelude::*;
+use std::ops::{Add, AddAssign, Mul, Sub};
+
+/// SIMD lanes of the accumulators.
+const LANES: usize = 16;
+/// Values per block: each block is read once for its lane maxima, then again from L1 for
+/// the exponentials; its f32 lane sums are then flushed into f64 lanes.
+const BLOCK: usize = 256;
+
+/// The float types the kernel runs on (f32 and f64).
+pub(crate) trait Float:
+    Copy
+    + Send
+    + Sync
+    + 'static
+    + PartialOrd
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + AddAssign
+{
+    const ZERO: Self;
+    /// The most negative finite value.
+    const LOWEST: Self;
+    fn from_f64(v: f64) -> Self;
+    fn to_f64(self) -> f64;
+    /// 2^t for t <= 0 (any magnitude; results below ~1e-38 may be flushed). `FMA`: the
+    /// caller is compiled with fused multiply-add instructions.
+    fn exp2_nonpos<const FMA: bool>(t: Self) -> Self;
+    /// `a * b + c` (fused when `FMA`).
+    fn madd<const FMA: bool>(a: Self, b: Self, c: Self) -> Self;
+}
+
+impl Float for f32 {
+    const ZERO: Self = 0.0;
+    const LOWEST: Self = f32::MIN;
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline(always)]
+    fn exp2_nonpos<const FMA: bool>(t: Self) -> Self {
+        fast_exp2_f32::<FMA>(t)
+    }
+    #[inline(always)]
+    fn madd<const FMA: bool>(a: Self, b: Self, c: Self) -> Self {
+        madd::<FMA>(a, b, c)
+    }
+}
+
+impl Float for f64 {
+    const ZERO: Self = 0.0;
+    const LOWEST: Self = f64::MIN;
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn exp2_nonpos<const FMA: bool>(t: Self) -> Self {
+        t.exp2()
+    }
+    #[inline(always)]
+    fn madd<const FMA: bool>(a: Self, b: Self, c: Self) -> Self {
+        if FMA {
+            a.mul_add(b, c)
+        } else {
+            a * b + c
+        }
+    }
+}
+
+/// `a * b + c`, fused when the caller is compiled with FMA (`f32::mul_add` is a slow
+/// library call otherwise).
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// 2^t in f32: t = n + f with n = round(t), |f| <= 1/2; 2^f by a degree-6 polynomial
+/// (interpolating 2^f at the Chebyshev nodes of [-1/2, 1/2]: relative error 2.5e-9 before
+/// f32 rounding, ~1e-7 after), 2^n built from its bits. Inputs below -126 are clamped to
+/// -126 (so 2^(-1e4) gives ~1.2e-38 instead of 0, which no sum can notice); inputs must be
+/// <= 127; NaN stays NaN. Branch-free, so loops over it vectorise.
+#[inline(always)]
+pub(crate) fn fast_exp2_f32<const FMA: bool>(t: f32) -> f32 {
+    // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits.
+    const MAGIC: f32 = 12_582_912.0;
+    let t = if t < -126.0 { -126.0 } else { t };
+    let k = t + MAGIC;
+    let n = k - MAGIC;
+    let f = t - n;
+    let mut p = 1.546_144_5e-4_f32;
+    p = madd::<FMA>(p, f, 1.340_042_8e-3);
+    p = madd::<FMA>(p, f, 9.618_057e-3);
+    p = madd::<FMA>(p, f, 5.550_327_2e-2);
+    p = madd::<FMA>(p, f, 2.402_265_1e-1);
+    p = madd::<FMA>(p, f, 6.931_472e-1);
+    p = madd::<FMA>(p, f, 1.0);
+    // Bits of 2^n: (n + 127) << 23, with n read from k's low mantissa bits.
+    let bits = k.to_bits().wrapping_sub(MAGIC.to_bits().wrapping_sub(127)) << 23;
+    p * f32::from_bits(bits)
+}
+
+/// `s` split into `[F; LANES]` chunks and the remainder (`slice::as_chunks`, stable only
+/// since Rust 1.88, above this crate's MSRV).
+#[inline(always)]
+fn chunks<F>(s: &[F]) -> (&[[F; LANES]], &[F]) {
+    let n = s.len() / LANES;
+    let (head, tail) = s.split_at(n * LANES);
+    // SAFETY: `[F; LANES]` has the size and alignment of LANES consecutive `F`s, and `head`
+    // holds exactly `n * LANES` of them.
+    let c = unsafe { std::slice::from_raw_parts(head.as_ptr().cast::<[F; LANES]>(), n) };
+    (c, tail)
+}
+
+/// The mutable version of [`chunks`].
+#[inline(always)]
+fn chunks_mut<F>(s: &mut [F]) -> (&mut [[F; LANES]], &mut [F]) {
+    let n = s.len() / LANES;
+    let (head, tail) = s.split_at_mut(n * LANES);
+    // SAFETY: as in `chunks`; `head` is borrowed mutably and exclusively.
+    let c = unsafe { std::slice::from_raw_parts_mut(head.as_mut_ptr().cast::<[F; LANES]>(), n) };
+    (c, tail)
+}
+
+/// Centred coordinates of every pixel of an (h, w) map, row-major: (x - cx, y - cy).
+fn centred_coords<F: Float>(h: usize, w: usize) -> (Vec<F>, Vec<F>, f64, f64) {
+    let cx = (w as f64 - 1.0) / 2.0;
+    let cy = (h as f64 - 1.0) / 2.0;
+    let mut xs = Vec::with_capacity(h * w);
+    let mut ys = Vec::with_capacity(h * w);
+    for i in 0..h {
+        for j in 0..w {
+            xs.push(F::from_f64(j as f64 - cx));
+            ys.push(F::from_f64(i as f64 - cy));
+        }
+    }
+    (xs, ys, cx, cy)
+}
+
+/// `acc = max(acc, c)` lane by lane (a vector max).
+#[inline(always)]
+fn lane_max<F: Float>(acc: &mut [F; LANES], c: &[F; LANES]) {
+    for l in 0..LANES {
+        acc[l] = if c[l] > acc[l] { c[l] } else { acc[l] };
+    }
+}
+
+/// Forward of one map: returns [mx, my, max, ln S] in f64.
+///
+/// Each of the 16 SIMD lanes keeps its own running maximum m_l and its own sums
+/// (S_l, Sx_l, Sy_l) of exp(beta (v - m_l)), so no horizontal reduction is needed until the
+/// end of the map. Per block of [`BLOCK`] values: the lane maxima (the block's one read
+/// from memory), a rescale of the lanes whose maximum grew (one vector `exp` per block),
+/// then the exponentials and sums with the block in L1, in F, flushed into f64 lanes.
+/// At the end the lanes are combined in f64 relative to the overall maximum.
+#[inline(always)]
+fn fwd_map_impl<F: Float, const FMA: bool>(
+    map: &[F],
+    xs: &[F],
+    ys: &[F],
+    beta: F,
+    cx: f64,
+    cy: f64,
+) -> [f64; 4] {
+    if map.is_empty() {
+        return [cx, cy, 0.0, 0.0];
+    }
+    // exp(beta d) = 2^(d * beta * log2(e)).
+    let bl = F::from_f64(beta.to_f64() * std::f64::consts::LOG2_E);
+    // LOWEST, not -inf, so that (v - m) is never (-inf) - (-inf).
+    let mut m = [F::LOWEST; LANES];
+    let mut s = [0f64; LANES];
+    let mut sx = [0f64; LANES];
+    let mut sy = [0f64; LANES];
+    for ((blk, bx), by) in map.chunks(BLOCK).zip(xs.chunks(BLOCK)).zip(ys.chunks(BLOCK)) {
+        let (cv, rv) = chunks(blk);
+        let (cxs, rx) = chunks(bx);
+        let (cys, ry) = chunks(by);
+        // The last partial chunk, padded with LOWEST (no effect on maxima; exp gives ~0).
+        let tail = if rv.is_empty() {
+            None
+        } else {
+            let mut t = ([F::LOWEST; LANES], [F::ZERO; LANES], [F::ZERO; LANES]);
+            t.0[..rv.len()].copy_from_slice(rv);
+            t.1[..rx.len()].copy_from_slice(rx);
+            t.2[..ry.len()].copy_from_slice(ry);
+            Some(t)
+        };
+        // Lane maxima of the block.
+        let mut nm = m;
+        for c in cv {
+            lane_max(&mut nm, c);
+        }
+        if let Some(t) = &tail {
+            lane_max(&mut nm, &t.0);
+        }
+        let mut grew = false;
+        for l in 0..LANES {
+            grew |= nm[l] > m[l];
+        }
+        if grew {
+            for l in 0..LANES {
+                let f = F::exp2_nonpos::<FMA>((m[l] - nm[l]) * bl).to_f64();
+                s[l] *= f;
+                sx[l] *= f;
+                sy[l] *= f;
+            }
+            m = nm;
+        }
+        // Exponentials and weighted sums in F lanes, flushed into the f64 lanes.
+        let mut a_s = [F::ZERO; LANES];
+        let mut a_x = [F::ZERO; LANES];
+        let mut a_y = [F::ZERO; LANES];
+        let mut step = |c: &[F; LANES], px: &[F; LANES], py: &[F; LANES]| {
+            for l in 0..LANES {
+                let e = F::exp2_nonpos::<FMA>((c[l] - m[l]) * bl);
+                a_s[l] += e;
+                a_x[l] = F::madd::<FMA>(e, px[l], a_x[l]);
+                a_y[l] = F::madd::<FMA>(e, py[l], a_y[l]);
+            }
+        };
+        for ((c, px), py) in cv.iter().zip(cxs).zip(cys) {
+            step(c, px, py);
+        }
+        if let Some((c, px, py)) = &tail {
+            step(c, px, py);
+        }
+        for l in 0..LANES {
+            s[l] += a_s[l].to_f64();
+            sx[l] += a_x[l].to_f64();
+            sy[l] += a_y[l].to_f64();
+        }
+    }
+    // Combine the lanes relative to the overall maximum, in f64.
+    let mut mm = m[0];
+    for &v in &m {
+        if v > mm {
+            mm = v;
+        }
+    }
+    let (mm64, beta64) = (mm.to_f64(), beta.to_f64());
+    let (mut ts, mut tx, mut ty) = (0f64, 0f64, 0f64);
+    for l in 0..LANES {
+        if s[l] > 0.0 {
+            let w = (beta64 * (m[l].to_f64() - mm64)).exp();
+            ts += w * s[l];
+            tx += w * sx[l];
+            ty += w * sy[l];
+        }
+    }
+    [cx + tx / ts, cy + ty / ts, mm64, ts.ln()]
+}
+
+/// Backward of one map: out = beta * p * ((x - mx) gx + (y - my) gy), with
+/// p = exp(beta (v - max) - ln S) recomputed from the forward's statistics.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn bwd_map_impl<F: Float, const FMA: bool>(
+    map: &[F],
+    xs: &[F],
+    ys: &[F],
+    beta: f64,
+    stats: [f64; 4],
+    g: [f64; 2],
+    cx: f64,
+    cy: f64,
+    out: &mut [F],
+) {
+    let [mx, my, m, lse] = stats;
+    let a = F::from_f64(beta * g[0]);
+    let b = F::from_f64(beta * g[1]);
+    let c0 = F::from_f64(-beta * ((mx - cx) * g[0] + (my - cy) * g[1]));
+    let bl = F::from_f64(beta * std::f64::consts::LOG2_E);
+    let mf = F::from_f64(m);
+    let nl = F::from_f64(-lse * std::f64::consts::LOG2_E);
+    let (cv, rv) = chunks(map);
+    let (cxs, rx) = chunks(xs);
+    let (cys, ry) = chunks(ys);
+    let (co, ro) = chunks_mut(out);
+    for (((c, px), py), o) in cv.iter().zip(cxs).zip(cys).zip(co.iter_mut()) {
+        for l in 0..LANES {
+            let p = F::exp2_nonpos::<FMA>(F::madd::<FMA>(c[l] - mf, bl, nl));
+            o[l] = p * F::madd::<FMA>(a, px[l], F::madd::<FMA>(b, py[l], c0));
+        }
+    }
+    for (((&v, &px), &py), o) in rv.iter().zip(rx).zip(ry).zip(ro.iter_mut()) {
+        let p = F::exp2_nonpos::<FMA>(F::madd::<FMA>(v - mf, bl, nl));
+        *o = p * F::madd::<FMA>(a, px, F::madd::<FMA>(b, py, c0));
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    Generic,
+}
+
+fn detect_isa() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Isa::Avx512;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return Isa::Avx2;
+        }
+    }
+    Isa::Generic
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fwd_map_avx512<F: Float>(
+    map: &[F],
+    xs: &[F],
+    ys: &[F],
+    beta: F,
+    cx: f64,
+    cy: f64,
+) -> [f64; 4] {
+    fwd_map_impl::<F, true>(map, xs, ys, beta, cx, cy)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fwd_map_avx2<F: Float>(
+    map: &[F],
+    xs: &[F],
+    ys: &[F],
+    beta: F,
+    cx: f64,
+    cy: f64,
+) -> [f64; 4] {
+    fwd_map_impl::<F, true>(map, xs, ys, beta, cx, cy)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn bwd_map_avx512<F: Float>(
+    map: &[F],
+    xs: &[F],
+    ys: &[F],
+    beta: f64,
+    stats: [f64; 4],
+    g: [f64; 2],
+    cx: f64,
+    cy: f64,
+    out: &mut [F],
+) {
+    bwd_map_impl::<F, true>(map, xs, ys, beta, stats, g, cx, cy, out)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn bwd_map_avx2<F: Float>(
+    map: &[F],
+    xs: &[F],
+    ys: &[F],
+    beta: f64,
+    stats: [f64; 4],
+    g: [f64; 2],
+    cx: f64,
+    cy: f64,
+    out: &mut [F],
+) {
+    bwd_map_impl::<F, true>(map, xs, ys, beta, stats, g, cx, cy, out)
+}
+
+/// Maps per rayon task: at least ~16k values per task so that small maps are batched.
+fn min_len(n: usize) -> usize {
+    (16_384 / n.max(1)).max(1)
+}
+
+/// Fused forward over `data` = n_maps contiguous (h, w) maps. Returns n_maps * 4 values:
+/// per map `[x, y, max, ln S]` (see the module doc).
+pub(crate) fn forward<F: Float>(data: &[F], h: usize, w: usize, beta: f64) -> Vec<F> {
+    let n = h * w;
+    if n == 0 {
+        return Vec::new();
+    }
+    let n_maps = data.len() / n;
+    let (xs, ys, cx, cy) = centred_coords::<F>(h, w);
+    let isa = detect_isa();
+    let bf = F::from_f64(beta);
+    let mut out = vec![F::ZERO; n_maps * 4];
+    out.par_chunks_mut(4)
+        .zip(data.par_chunks_exact(n))
+        .with_min_len(min_len(n))
+        .for_each(|(o, map)| {
+            let r = match isa {
+                // SAFETY: the CPU feature was detected at run time by `detect_isa`.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { fwd_map_avx512(map, &xs, &ys, bf, cx, cy) },
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { fwd_map_avx2(map, &xs, &ys, bf, cx, cy) },
+                Isa::Generic => fwd_map_impl::<F, false>(map, &xs, &ys, bf, cx, cy),
+            };
+            for (d, s) in o.iter_mut().zip(r) {
+                *d = F::from_f64(s);
+            }
+        });
+    out
+}
+
+/// Fused backward: `stats` and `grads` are n_maps * 4 values (the forward's output and the
+/// gradient with respect to it; only the first two gradient entries, for x and y, are
+/// used). Returns dL/dmaps, laid out like `data`.
+pub(crate) fn backward<F: Float>(
+    data: &[F],
+    stats: &[F],
+    grads: &[F],
+    h: usize,
+    w: usize,
+    beta: f64,
+) -> Vec<F> {
+    let n = h * w;
+    let mut out = vec![F::ZERO; data.len()];
+    if n == 0 {
+        return out;
+    }
+    let (xs, ys, cx, cy) = centred_coords::<F>(h, w);
+    let isa = detect_isa();
+    out.par_chunks_mut(n)
+        .zip(data.par_chunks_exact(n))
+        .zip(stats.par_chunks_exact(4))
+        .zip(grads.par_chunks_exact(4))
+        .with_min_len(min_len(n))
+        .for_each(|(((o, map), st), gr)| {
+            let st = [st[0].to_f64(), st[1].to_f64(), st[2].to_f64(), st[3].to_f64()];
+            let g = [gr[0].to_f64(), gr[1].to_f64()];
+            match isa {
+                // SAFETY: the CPU feature was detected at run time by `detect_isa`.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { bwd_map_avx512(map, &xs, &ys, beta, st, g, cx, cy, o) },
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { bwd_map_avx2(map, &xs, &ys, beta, st, g, cx, cy, o) },
+                Isa::Generic => bwd_map_impl::<F, false>(map, &xs, &ys, beta, st, g, cx, cy, o),
+            }
+        });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_exp2_matches_std() {
+        let mut worst = 0f64;
+        let mut t = -125.0f32;
+        while t <= 0.0 {
+            let want = (t as f64).exp2();
+            for got in [fast_exp2_f32::<false>(t), fast_exp2_f32::<true>(t)] {
+                worst = worst.max(((got as f64 - want) / want).abs());
+            }
+            t += 0.0137;
+        }
+        assert!(worst < 3e-7, "worst relative error {worst}");
+        assert_eq!(fast_exp2_f32::<false>(0.0), 1.0);
+        assert_eq!(fast_exp2_f32::<false>(-3.0), 0.125);
+        let tiny = fast_exp2_f32::<false>(-1e4);
+        assert!((0.0..1e-37).contains(&tiny));
+        assert!(fast_exp2_f32::<false>(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn isa_variants_agree() {
+        let (h, w) = (7, 9);
+        let map: Vec<f32> = (0..h * w).map(|i| ((i * 37 % 11) as f32) * 0.3).collect();
+        let (xs, ys, cx, cy) = centred_coords::<f32>(h, w);
+        let a = fwd_map_impl::<f32, false>(&map, &xs, &ys, 2.0, cx, cy);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: detected above.
+                let b = unsafe { fwd_map_avx2(&map, &xs, &ys, 2.0, cx, cy) };
+                for i in 0..4 {
+                    assert!((a[i] - b[i]).abs() < 1e-5, "{a:?} vs {b:?}");
+                }
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: detected above.
+                let b = unsafe { fwd_map_avx512(&map, &xs, &ys, 2.0, cx, cy) };
+                for i in 0..4 {
+                    assert!((a[i] - b[i]).abs() < 1e-5, "{a:?} vs {b:?}");
+                }
+            }
+        }
+        assert!(a[0] > 0.0 && a[0] < (w - 1) as f64);
+    }
+}

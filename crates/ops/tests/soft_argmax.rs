@@ -1,0 +1,305 @@
+//! Soft-argmax: fused kernel against the composite path and an independent f64
+//! computation, gradient checks, invariances, extremes and argument errors.
+
+use candle_core::{DType, Device, Tensor, Var};
+use landmark_ssl_ops::{soft_argmax, soft_argmax_composite, soft_argmax_detailed};
+use rand::{Rng, SeedableRng};
+
+fn rng(seed: u64) -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
+fn random_maps(seed: u64, b: usize, k: usize, h: usize, w: usize, scale: f64) -> Vec<f64> {
+    let mut r = rng(seed);
+    (0..b * k * h * w)
+        .map(|_| r.random_range(-1.0..1.0) * scale)
+        .collect()
+}
+
+/// Independent f64 soft-argmax (log-sum-exp with the max subtracted).
+fn reference(maps: &[f64], b: usize, k: usize, h: usize, w: usize, beta: f64) -> Vec<f64> {
+    let n = h * w;
+    let mut out = Vec::new();
+    for m in maps.chunks(n).take(b * k) {
+        let mx = m.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = m.iter().map(|v| (beta * (v - mx)).exp()).collect();
+        let s: f64 = e.iter().sum();
+        let (mut x, mut y) = (0.0, 0.0);
+        for (i, ei) in e.iter().enumerate() {
+            x += ei / s * (i % w) as f64;
+            y += ei / s * (i / w) as f64;
+        }
+        out.push(x);
+        out.push(y);
+    }
+    out
+}
+
+fn flat(t: &Tensor) -> Vec<f64> {
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn fused_matches_reference_and_composite_f32_f64() {
+    // Shapes with H*W a multiple of the SIMD width, not a multiple, odd and tiny.
+    for (i, &(b, k, h, w)) in [(2, 3, 8, 8), (1, 2, 7, 9), (3, 1, 1, 5), (1, 1, 1, 1), (2, 2, 20, 13)]
+        .iter()
+        .enumerate()
+    {
+        for &beta in &[1e-3, 0.5, 1.0, 10.0, 1e3] {
+            let v = random_maps(i as u64, b, k, h, w, 3.0);
+            let want = reference(&v, b, k, h, w, beta);
+            let t64 = Tensor::from_vec(v.clone(), (b, k, h, w), &Device::Cpu).unwrap();
+            let got64 = soft_argmax(&t64, beta).unwrap();
+            assert_eq!(got64.dims(), &[b, k, 2]);
+            assert_eq!(got64.dtype(), DType::F64);
+            let e64 = max_abs_diff(&flat(&got64), &want);
+            assert!(e64 < 1e-9, "f64 {b}x{k}x{h}x{w} beta {beta}: {e64}");
+            let comp64 = soft_argmax_composite(&t64, beta).unwrap();
+            assert!(max_abs_diff(&flat(&comp64), &want) < 1e-9);
+
+            let t32 = t64.to_dtype(DType::F32).unwrap();
+            let got32 = soft_argmax(&t32, beta).unwrap();
+            assert_eq!(got32.dtype(), DType::F32);
+            // Reference on the f32-rounded values.
+            let v32 = flat(&t32);
+            let want32 = reference(&v32, b, k, h, w, beta);
+            let e32 = max_abs_diff(&flat(&got32), &want32);
+            let tol = 2e-5 * (w.max(h) as f64) * (1.0 + beta * 3.0 * 1e-4);
+            assert!(e32 < tol.max(2e-5), "f32 {b}x{k}x{h}x{w} beta {beta}: {e32}");
+            let comp32 = soft_argmax_composite(&t32, beta).unwrap();
+            let ec = max_abs_diff(&flat(&got32), &flat(&comp32));
+            assert!(ec < 1e-3, "fused vs composite f32: {ec}");
+        }
+    }
+}
+
+#[test]
+fn detailed_matches_reference() {
+    let (b, k, h, w) = (2, 2, 6, 5);
+    let beta = 0.7;
+    let v = random_maps(7, b, k, h, w, 2.0);
+    let t = Tensor::from_vec(v.clone(), (b, k, h, w), &Device::Cpu).unwrap();
+    let out = soft_argmax_detailed(&t, beta).unwrap();
+    assert_eq!(out.probabilities.dims(), &[b, k, h, w]);
+    assert_eq!(out.confidence.dims(), &[b, k]);
+    assert_eq!(out.spread.dims(), &[b, k, 2]);
+    let probs = flat(&out.probabilities);
+    let conf = flat(&out.confidence);
+    let spread = flat(&out.spread);
+    let pts = flat(&out.points);
+    let n = h * w;
+    for (mi, m) in v.chunks(n).enumerate() {
+        let mx = m.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = m.iter().map(|x| (beta * (x - mx)).exp()).collect();
+        let s: f64 = e.iter().sum();
+        let p: Vec<f64> = e.iter().map(|x| x / s).collect();
+        let px: f64 = p.iter().enumerate().map(|(i, q)| q * (i % w) as f64).sum();
+        let py: f64 = p.iter().enumerate().map(|(i, q)| q * (i / w) as f64).sum();
+        let vx: f64 = p.iter().enumerate().map(|(i, q)| q * ((i % w) as f64 - px).powi(2)).sum();
+        let vy: f64 = p.iter().enumerate().map(|(i, q)| q * ((i / w) as f64 - py).powi(2)).sum();
+        let pk = p.iter().cloned().fold(0.0, f64::max);
+        assert!(max_abs_diff(&probs[mi * n..(mi + 1) * n], &p) < 1e-12);
+        assert!((conf[mi] - pk).abs() < 1e-12);
+        assert!((pts[2 * mi] - px).abs() < 1e-10 && (pts[2 * mi + 1] - py).abs() < 1e-10);
+        assert!((spread[2 * mi] - vx).abs() < 1e-9, "{} vs {vx}", spread[2 * mi]);
+        assert!((spread[2 * mi + 1] - vy).abs() < 1e-9);
+    }
+}
+
+/// Finite-difference check of the fused backward in f64 for a random linear loss.
+#[test]
+fn fused_backward_matches_finite_differences() {
+    let (b, k, h, w) = (2, 2, 5, 7);
+    for &beta in &[0.01, 1.0, 5.0] {
+        let v = random_maps(3, b, k, h, w, 1.0);
+        let mut r = rng(11);
+        let gw: Vec<f64> = (0..b * k * 2).map(|_| r.random_range(-1.0..1.0)).collect();
+        let gwt = Tensor::from_vec(gw.clone(), (b, k, 2), &Device::Cpu).unwrap();
+        let var = Var::from_tensor(&Tensor::from_vec(v.clone(), (b, k, h, w), &Device::Cpu).unwrap())
+            .unwrap();
+        let loss = (soft_argmax(var.as_tensor(), beta).unwrap() * &gwt)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let grads = loss.backward().unwrap();
+        let g = flat(grads.get(var.as_tensor()).unwrap());
+        let f = |vals: &[f64]| -> f64 {
+            reference(vals, b, k, h, w, beta)
+                .iter()
+                .zip(&gw)
+                .map(|(a, c)| a * c)
+                .sum()
+        };
+        let eps = 1e-6;
+        let mut worst = 0f64;
+        for i in 0..v.len() {
+            let mut p = v.clone();
+            p[i] += eps;
+            let mut m = v.clone();
+            m[i] -= eps;
+            let fd = (f(&p) - f(&m)) / (2.0 * eps);
+            worst = worst.max((fd - g[i]).abs());
+        }
+        assert!(worst < 1e-7, "beta {beta}: worst |fd - analytic| = {worst}");
+        // And the composite path's autograd gradient agrees.
+        let loss_c = (soft_argmax_composite(var.as_tensor(), beta).unwrap() * &gwt)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let gc = flat(loss_c.backward().unwrap().get(var.as_tensor()).unwrap());
+        assert!(max_abs_diff(&g, &gc) < 1e-10);
+    }
+}
+
+#[test]
+fn fused_backward_f32_matches_f64() {
+    let (b, k, h, w) = (2, 3, 16, 12);
+    let beta = 3.0;
+    let v = random_maps(5, b, k, h, w, 1.0);
+    let gw = Tensor::from_vec(random_maps(6, b, k, 1, 2, 1.0), (b, k, 2), &Device::Cpu).unwrap();
+    let mut gs = Vec::new();
+    for dt in [DType::F64, DType::F32] {
+        let t = Tensor::from_vec(v.clone(), (b, k, h, w), &Device::Cpu)
+            .unwrap()
+            .to_dtype(dt)
+            .unwrap();
+        let var = Var::from_tensor(&t).unwrap();
+        let loss = (soft_argmax(var.as_tensor(), beta).unwrap() * gw.to_dtype(dt).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let g = loss.backward().unwrap();
+        let g = g.get(var.as_tensor()).unwrap();
+        assert_eq!(g.dtype(), dt);
+        assert_eq!(g.dims(), &[b, k, h, w]);
+        gs.push(flat(g));
+    }
+    let scale = gs[0].iter().fold(0f64, |a, x| a.max(x.abs()));
+    assert!(scale > 1e-3);
+    assert!(max_abs_diff(&gs[0], &gs[1]) < 1e-5 * scale.max(1.0));
+}
+
+#[test]
+fn invariant_to_adding_a_constant() {
+    let (b, k, h, w) = (1, 3, 9, 11);
+    let v = random_maps(9, b, k, h, w, 2.0);
+    for dt in [DType::F32, DType::F64] {
+        let t = Tensor::from_vec(v.clone(), (b, k, h, w), &Device::Cpu)
+            .unwrap()
+            .to_dtype(dt)
+            .unwrap();
+        let a = flat(&soft_argmax(&t, 2.0).unwrap());
+        let shifted = (&t + 100.0).unwrap();
+        let c = flat(&soft_argmax(&shifted, 2.0).unwrap());
+        let tol = if dt == DType::F32 { 2e-4 } else { 1e-10 };
+        assert!(max_abs_diff(&a, &c) < tol, "{dt:?}");
+    }
+}
+
+#[test]
+fn one_hot_maps_give_their_pixel() {
+    let (h, w) = (7, 10);
+    let pixels = [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1), (h / 2, w / 2)];
+    let k = pixels.len();
+    let mut v = vec![0f32; k * h * w];
+    for (i, &(y, x)) in pixels.iter().enumerate() {
+        v[i * h * w + y * w + x] = 1.0;
+    }
+    let t = Tensor::from_vec(v, (1, k, h, w), &Device::Cpu).unwrap();
+    for &beta in &[100.0, 1000.0] {
+        let p = soft_argmax(&t, beta).unwrap().to_vec3::<f32>().unwrap();
+        for (i, &(y, x)) in pixels.iter().enumerate() {
+            assert!((p[0][i][0] - x as f32).abs() < 1e-4, "{:?} vs {x}", p[0][i]);
+            assert!((p[0][i][1] - y as f32).abs() < 1e-4, "{:?} vs {y}", p[0][i]);
+        }
+    }
+    // A flat map gives the centre.
+    let flat_map = Tensor::zeros((1, 1, h, w), DType::F32, &Device::Cpu).unwrap();
+    let p = soft_argmax(&flat_map, 1.0).unwrap().to_vec3::<f32>().unwrap();
+    assert!((p[0][0][0] - 4.5).abs() < 1e-5 && (p[0][0][1] - 3.0).abs() < 1e-5);
+}
+
+#[test]
+fn extreme_logits_stay_finite() {
+    let (b, k, h, w) = (2, 2, 12, 12);
+    for &beta in &[1e-3, 1.0, 1e3] {
+        // |beta * map| up to 1e4.
+        let v = random_maps(13, b, k, h, w, 1e4 / beta);
+        for dt in [DType::F32, DType::F64] {
+            let t = Tensor::from_vec(v.clone(), (b, k, h, w), &Device::Cpu)
+                .unwrap()
+                .to_dtype(dt)
+                .unwrap();
+            let var = Var::from_tensor(&t).unwrap();
+            let p = soft_argmax(var.as_tensor(), beta).unwrap();
+            let pv = flat(&p);
+            assert!(pv.iter().all(|x| x.is_finite()), "beta {beta} {dt:?}: {pv:?}");
+            assert!(pv.iter().all(|&x| (-1e-3..=11.001).contains(&x)));
+            let want = reference(&flat(&t), b, k, h, w, beta);
+            assert!(max_abs_diff(&pv, &want) < 1e-3, "beta {beta} {dt:?}");
+            let g = p.sum_all().unwrap().backward().unwrap();
+            let gv = flat(g.get(var.as_tensor()).unwrap());
+            assert!(gv.iter().all(|x| x.is_finite()));
+            let d = soft_argmax_detailed(&t, beta).unwrap();
+            for x in [d.probabilities, d.confidence, d.spread] {
+                assert!(flat(&x).iter().all(|v| v.is_finite()));
+            }
+        }
+    }
+}
+
+#[test]
+fn non_contiguous_and_empty_batch() {
+    let v = random_maps(21, 2, 3, 5, 6, 1.0);
+    let t = Tensor::from_vec(v, (2, 3, 5, 6), &Device::Cpu).unwrap();
+    let tt = t.transpose(2, 3).unwrap(); // (2, 3, 6, 5), not contiguous
+    let a = flat(&soft_argmax(&tt, 2.0).unwrap());
+    let c = flat(&soft_argmax(&tt.contiguous().unwrap(), 2.0).unwrap());
+    assert!(max_abs_diff(&a, &c) < 1e-12);
+    let empty = Tensor::zeros((0, 3, 4, 4), DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(soft_argmax(&empty, 1.0).unwrap().dims(), &[0, 3, 2]);
+}
+
+#[test]
+fn bad_arguments_are_named_errors() {
+    let dev = Device::Cpu;
+    let ok = Tensor::zeros((1, 2, 3, 3), DType::F32, &dev).unwrap();
+    type F = fn(&Tensor, f64) -> landmark_ssl_ops::Result<Tensor>;
+    let detailed: F = |m, b| soft_argmax_detailed(m, b).map(|o| o.points);
+    for (name, f) in [
+        ("soft_argmax", soft_argmax as F),
+        ("soft_argmax_composite", soft_argmax_composite as F),
+        ("soft_argmax_detailed", detailed),
+    ] {
+        let msg = |t: &Tensor, beta: f64| match f(t, beta) {
+            Ok(_) => panic!("{name}: expected an error"),
+            Err(e) => e.to_string(),
+        };
+        let m = msg(&Tensor::zeros((2, 3, 3), DType::F32, &dev).unwrap(), 1.0);
+        assert!(m.contains(name) && m.contains("maps") && m.contains("rank 4"), "{m}");
+        for shape in [(1, 0, 3, 3), (1, 2, 0, 3), (1, 2, 3, 0)] {
+            let m = msg(&Tensor::zeros(shape, DType::F32, &dev).unwrap(), 1.0);
+            assert!(m.contains("maps") && m.contains("K, H and W > 0"), "{m}");
+        }
+        let m = msg(&Tensor::zeros((1, 2, 3, 3), DType::U32, &dev).unwrap(), 1.0);
+        assert!(m.contains("maps") && m.contains("dtype") && m.contains("U32"), "{m}");
+        for beta in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let m = msg(&ok, beta);
+            assert!(m.contains("beta") && m.contains("finite and > 0"), "{m}");
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! The semi-supervised training pipeline of landmark-ssl (Honari et al., CVPR 2018, Eq. 2):
+//! experiments described by TOML ([`ExperimentConfig`]), the [`Trainer`] (costs L, A and
+//! ELT, Adam, validation every epoch, early stopping, best checkpoint, resume), and
+//! reports (JSON-lines log, Markdown report with overlays and the cumulative error curve).
+//!
+//! ```no_run
+//! use landmark_ssl_train::{ExperimentConfig, Trainer};
+//! let mut cfg = ExperimentConfig::default(); // Seq-MT (L+ELT+A) on Blocks, 5% labels
+//! cfg.schedule.epochs = 2;
+//! let outcome = Trainer::new(cfg)?.run()?;
+//! println!("test error {:.2} px", outcome.test.mean_error);
+//! # Ok::<(), landmark_ssl_train::Error>(())
+//! ```
+
+pub mod adam;
+pub mod checkpoint;
+pub mod config;
+mod datasets;
+pub mod draw;
+pub mod error;
+mod formats;
+pub mod io;
+pub mod progress;
+pub mod report;
+pub mod trainer;
+
+pub use adam::{Adam, AdamConfig};
+pub use config::{
+    CostConfig, DataConfig, EltOn, EvalConfig, ExperimentConfig, LabelConfig, ModelChoice,
+    OutputConfig, ScheduleConfig,
+};
+pub use datasets::{build_splits, Splits};
+pub use error::{Error, Result};
+pub use report::{EpochRecord, Evaluation};
+pub use trainer::{predict, Outcome, Predictions, Trainer};

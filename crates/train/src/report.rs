@@ -1,0 +1,229 @@
+//! What a run reports: the JSON-lines log of every epoch, and at the end a Markdown report
+//! with the metrics table, prediction overlays (ground truth green, prediction red, a
+//! yellow line between, as in the paper's figures) and the cumulative error curve.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use landmark_ssl_data::{self as data, Dataset, Preprocess};
+use landmark_ssl_metrics as metrics;
+use landmark_ssl_models::ModelConfig;
+
+use crate::config::{EvalConfig, ExperimentConfig};
+use crate::draw;
+use crate::error::{Error, Result};
+use crate::io::{append_line, write_atomic};
+use crate::trainer::Predictions;
+
+/// One epoch in the log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpochRecord {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Learning rate used in the epoch.
+    pub lr: f64,
+    /// Mean of each weighted cost term over the epoch's steps (`landmark`, `elt`,
+    /// `attribute:<head>`, `weight_decay`, `total`).
+    pub train: BTreeMap<String, f64>,
+    /// Validation mean error.
+    pub valid_error: f64,
+    /// Unit of `valid_error`: `px` or `fraction`.
+    pub valid_unit: String,
+    /// Validation accuracy per class head.
+    pub valid_accuracy: BTreeMap<String, f64>,
+    /// Training images per second.
+    pub images_per_sec: f64,
+    /// Seconds the epoch took (training and validation).
+    pub seconds: f64,
+    /// Whether this epoch is the best so far.
+    pub best: bool,
+}
+
+/// Errors and accuracies of one split.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Evaluation {
+    /// Images evaluated.
+    pub images: usize,
+    /// Mean per-image error (mean over each image's visible landmarks).
+    pub mean_error: f64,
+    /// Median per-image error.
+    pub median_error: f64,
+    /// `px` (normaliser `Pixels`) or `fraction` (of the normalising length).
+    pub unit: String,
+    /// Mean error of each landmark.
+    pub per_landmark: Vec<f64>,
+    /// Fraction of images whose error exceeds the threshold.
+    pub failure_rate: f64,
+    /// Area under the cumulative error curve up to the threshold, in [0, 1].
+    pub auc: f64,
+    /// The threshold of `failure_rate` and `auc`, in `unit`.
+    pub threshold: f64,
+    /// Accuracy per class head, over the images that have that attribute.
+    pub accuracy: BTreeMap<String, f64>,
+    /// Every image's error, in data-set order of the evaluated images.
+    pub per_image: Vec<f64>,
+}
+
+/// Errors of `p` under `eval`'s normaliser. Images without a visible landmark are skipped.
+pub fn evaluate(p: &Predictions, eval: &EvalConfig) -> Result<Evaluation> {
+    let mut acc = metrics::ErrorAccumulator::new();
+    for ((pred, gt), vis) in p.landmarks.iter().zip(&p.truth).zip(&p.visible) {
+        if !vis.iter().any(|&v| v) {
+            continue;
+        }
+        acc.push(pred, gt, Some(vis), &eval.normalizer)?;
+    }
+    let summary = acc.summary()?;
+    let errors = acc.per_image().to_vec();
+    let mut accuracy = BTreeMap::new();
+    for (head, (pred, truth, has)) in &p.classes {
+        if has.iter().any(|&h| h) {
+            accuracy.insert(head.clone(), metrics::accuracy_masked(pred, truth, has)?);
+        }
+    }
+    Ok(Evaluation {
+        images: errors.len(),
+        mean_error: summary.mean,
+        median_error: summary.median,
+        unit: match eval.normalizer.unit() {
+            metrics::ErrorUnit::Pixels => "px".to_string(),
+            _ => "fraction".to_string(),
+        },
+        per_landmark: summary.per_landmark_mean.iter().map(|m| m.unwrap_or(f64::NAN)).collect(),
+        failure_rate: metrics::failure_rate(&errors, eval.threshold)?,
+        auc: metrics::auc(&errors, eval.threshold)?,
+        threshold: eval.threshold,
+        accuracy,
+        per_image: errors,
+    })
+}
+
+/// Appends one epoch to `log.jsonl` in the output folder.
+pub fn append_epoch(dir: &Path, record: &EpochRecord) -> Result<()> {
+    let path = dir.join("log.jsonl");
+    let line = serde_json::to_string(record).map_err(|source| Error::Json { path: path.clone(), source })?;
+    append_line(&path, &line)
+}
+
+/// Everything the final report needs.
+pub struct ReportInput<'a> {
+    pub out_dir: &'a Path,
+    pub cfg: &'a ExperimentConfig,
+    pub model_cfg: &'a ModelConfig,
+    pub labels: &'a data::LabelSummary,
+    pub history: &'a [crate::report::EpochRecord],
+    pub test: &'a Evaluation,
+    pub train_images: usize,
+    pub best_epoch: usize,
+}
+
+fn save_png(img: &image::RgbImage, path: &Path) -> Result<()> {
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .map_err(|source| Error::Image { path: path.to_path_buf(), source })?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes `report.md`, `overlays/*.png` and `ced.png`; returns the report's path.
+/// The overlays need the test predictions, which the caller passes through
+/// [`write_overlays`]; this function draws the curve and the tables.
+pub fn write_report(input: &ReportInput) -> Result<PathBuf> {
+    let dir = input.out_dir;
+    let t = input.test;
+    let curve = metrics::ced_curve(&t.per_image, t.threshold, 101)?;
+    let pts: Vec<(f64, f64)> = curve.iter().map(|c| (c.error, c.fraction)).collect();
+    save_png(&draw::plot_curves(&[pts], t.threshold), &dir.join("ced.png"))?;
+    let mut md = String::new();
+    let name = if input.cfg.name.is_empty() { "experiment" } else { &input.cfg.name };
+    md.push_str(&format!("# {name}\n\n"));
+    md.push_str(&format!(
+        "Model `{}` ({}), costs {}, data `{}`; {} of {} training images with landmark labels, {} with attribute labels; seed {}.\n\n",
+        input.cfg.model.preset,
+        input.model_cfg.family(),
+        input.cfg.costs.label(),
+        input.cfg.data.kind,
+        input.labels.with_landmarks,
+        input.train_images,
+        input.labels.with_attributes,
+        input.cfg.seed,
+    ));
+    let unit = if t.unit == "px" { "px" } else { "% of the normaliser" };
+    let scale = if t.unit == "px" { 1.0 } else { 100.0 };
+    md.push_str(&format!("## Test split ({} images, best epoch {})\n\n", t.images, input.best_epoch));
+    md.push_str("| metric | value |\n|---|---|\n");
+    md.push_str(&format!("| mean error ({unit}) | {:.3} |\n", t.mean_error * scale));
+    md.push_str(&format!("| median error ({unit}) | {:.3} |\n", t.median_error * scale));
+    md.push_str(&format!("| failure rate at {} | {:.2}% |\n", t.threshold * scale, t.failure_rate * 100.0));
+    md.push_str(&format!("| AUC up to {} | {:.4} |\n", t.threshold * scale, t.auc));
+    for (head, a) in &t.accuracy {
+        md.push_str(&format!("| accuracy `{head}` | {:.2}% |\n", a * 100.0));
+    }
+    md.push_str("\nPer landmark mean error: ");
+    md.push_str(&t.per_landmark.iter().map(|e| format!("{:.3}", e * scale)).collect::<Vec<_>>().join(", "));
+    md.push_str("\n\n![cumulative error curve](ced.png)\n\nCumulative error curve: the fraction of test images (y) whose error is at most x.\n\n");
+    md.push_str("## Training\n\n| epoch | lr | total cost | valid error | img/s | s |\n|---|---|---|---|---|---|\n");
+    for r in input.history {
+        md.push_str(&format!(
+            "| {}{} | {:.2e} | {:.4} | {:.4} | {:.1} | {:.1} |\n",
+            r.epoch,
+            if r.best { " *" } else { "" },
+            r.lr,
+            r.train.get("total").copied().unwrap_or(f64::NAN),
+            r.valid_error * scale,
+            r.images_per_sec,
+            r.seconds
+        ));
+    }
+    md.push_str("\n(* = best validation error so far.) Every epoch's terms are in `log.jsonl`.\n\n");
+    md.push_str("## Test predictions\n\nGround truth green, prediction red, a yellow line between.\n\n");
+    let overlays_dir = dir.join("overlays");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&overlays_dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.extension().is_some_and(|e| e == "png") {
+            n += 1;
+        }
+    }
+    for i in 0..n {
+        md.push_str(&format!("![test image {i}](overlays/test-{i:03}.png) "));
+    }
+    md.push('\n');
+    let path = dir.join("report.md");
+    write_atomic(&path, md.as_bytes())?;
+    Ok(path)
+}
+
+/// Draws the first `count` test predictions as overlays `overlays/test-NNN.png`.
+pub fn write_overlays(
+    dir: &Path,
+    ds: &Dataset,
+    pre: &Preprocess,
+    p: &Predictions,
+    count: usize,
+) -> Result<()> {
+    let n = count.min(p.indices.len());
+    if n == 0 {
+        return Ok(());
+    }
+    let loader = data::BatchLoader::new(std::sync::Arc::new(ds.clone()), data::LoaderConfig::new(n, *pre, 0))?;
+    let prepared = loader.prepare_indices(&p.indices[..n], 0)?;
+    for (i, s) in prepared.iter().enumerate() {
+        let gt: Vec<[f32; 2]> = p.truth[i]
+            .iter()
+            .zip(&p.visible[i])
+            .filter(|(_, v)| **v)
+            .map(|(q, _)| [q[0] as f32, q[1] as f32])
+            .collect();
+        let pred: Vec<[f32; 2]> = p.landmarks[i]
+            .iter()
+            .zip(&p.visible[i])
+            .filter(|(_, v)| **v)
+            .map(|(q, _)| [q[0] as f32, q[1] as f32])
+            .collect();
+        let img = draw::overlay(&s.image, s.size, s.size, &gt, &pred, 4);
+        save_png(&img, &dir.join("overlays").join(format!("test-{i:03}.png")))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! A tiny model trained for a few steps through the whole pipeline: data, model, costs
+//! L + ELT + A, checkpoints, resume, report.
+
+use std::path::{Path, PathBuf};
+
+use landmark_ssl_models::{ConvSpec, HeadConfig, InputSize, ModelConfig, SeqMtConfig};
+use landmark_ssl_train::{Error, ExperimentConfig, Trainer};
+
+fn tiny_experiment(dir: &Path, epochs: usize) -> ExperimentConfig {
+    let mut cfg = ExperimentConfig::default();
+    cfg.name = "tiny".into();
+    cfg.seed = 7;
+    cfg.data.kind = "blocks".into();
+    cfg.data.generated_sizes = [96, 24, 24];
+    cfg.labels.landmark_fraction = 0.25;
+    cfg.model.config = Some(ModelConfig::SeqMt(SeqMtConfig {
+        input_size: InputSize::square(60),
+        num_landmarks: 5,
+        beta: 1.0,
+        convs: vec![ConvSpec::new(5, 4), ConvSpec::new(3, 5)],
+        coord_scale: Default::default(),
+        heads: vec![HeadConfig::class("config", 15, &[16], 0.25)],
+    }));
+    cfg.schedule.epochs = epochs;
+    cfg.schedule.batch_size = 12;
+    cfg.schedule.labelled_per_batch = 4;
+    cfg.schedule.max_steps_per_epoch = 3;
+    cfg.output.dir = dir.to_path_buf();
+    cfg.output.progress = false;
+    cfg.output.overlays = 3;
+    cfg
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lssl-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// The best checkpoint's tensors, by name, as flat f32 vectors.
+fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
+    let tensors = candle_core::safetensors::load(dir.join("best.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let mut out: Vec<(String, Vec<f32>)> = tensors
+        .into_iter()
+        .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn train_checkpoint_resume_and_report() {
+    // An uninterrupted run of 2 epochs.
+    let a = fresh_dir("a");
+    let out_a = Trainer::new(tiny_experiment(&a, 2)).unwrap().run().unwrap();
+    assert_eq!(out_a.epochs, 2);
+    assert!(out_a.test.mean_error.is_finite() && out_a.test.mean_error > 0.0);
+    assert_eq!(out_a.test.images, 24);
+    assert!(out_a.test.accuracy.contains_key("config"));
+
+    // The same experiment interrupted after epoch 1, then resumed by a new trainer.
+    let b = fresh_dir("b");
+    let out_b1 = Trainer::new(tiny_experiment(&b, 1)).unwrap().run().unwrap();
+    assert_eq!(out_b1.epochs, 1);
+    let mut resumed = Trainer::new(tiny_experiment(&b, 2)).unwrap();
+    assert_eq!(resumed.epochs_done(), 1, "the trainer must pick up the checkpoint");
+    let out_b = resumed.run().unwrap();
+    assert_eq!(out_b.epochs, 2);
+    assert_eq!(out_b.best_epoch, out_a.best_epoch);
+    assert_eq!(out_b.test.per_image, out_a.test.per_image, "resume must equal the uninterrupted run");
+    assert!(weights(&a) == weights(&b), "resumed weights differ from the uninterrupted run's");
+
+    // The log has one line per epoch; the report and its pictures exist.
+    let log = std::fs::read_to_string(a.join("log.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 2);
+    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    for term in ["landmark", "elt", "attribute:config", "total"] {
+        assert!(first["train"][term].as_f64().unwrap().is_finite(), "term {term} in {first}");
+    }
+    let report = std::fs::read_to_string(&out_a.report).unwrap();
+    assert!(report.contains("mean error (px)"), "{report}");
+    assert!(a.join("ced.png").exists());
+    for i in 0..3 {
+        assert!(a.join(format!("overlays/test-{i:03}.png")).exists());
+    }
+    // Only the last epoch's files are kept beside the best checkpoint.
+    assert!(a.join("epoch-0002.safetensors").exists());
+    assert!(!a.join("epoch-0001.safetensors").exists());
+    for d in [a, b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn non_finite_loss_names_the_term_and_step() {
+    let d = fresh_dir("nan");
+    let mut cfg = tiny_experiment(&d, 1);
+    cfg.costs.lambda = 1e300; // overflows f32: the landmark term becomes infinite
+    let err = Trainer::new(cfg).unwrap().run().unwrap_err();
+    match &err {
+        Error::NonFinite { term, epoch, step, .. } => {
+            assert_eq!(term, "landmark");
+            assert_eq!((*epoch, *step), (1, 1));
+        }
+        other => panic!("expected NonFinite, got {other}"),
+    }
+    assert!(err.to_string().contains("landmark"));
+    assert!(!d.join("state.json").exists(), "no checkpoint from a broken step");
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn resuming_into_another_experiment_is_refused() {
+    let d = fresh_dir("other");
+    Trainer::new(tiny_experiment(&d, 1)).unwrap().run().unwrap();
+    let mut cfg = tiny_experiment(&d, 2);
+    cfg.labels.landmark_fraction = 0.5;
+    let err = Trainer::new(cfg).err().expect("must refuse").to_string();
+    assert!(err.contains("different experiment"), "{err}");
+    std::fs::remove_dir_all(d).unwrap();
+}
