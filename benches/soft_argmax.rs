@@ -10,7 +10,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use landmark_ssl::ops::{soft_argmax, soft_argmax_composite};
 use std::hint::black_box;
 
-const SHAPES: [(usize, usize, usize, usize); 3] = [(32, 68, 64, 64), (32, 5, 60, 60), (64, 19, 80, 80)];
+const SHAPES: [(usize, usize, usize, usize); 3] =
+    [(32, 68, 64, 64), (32, 5, 60, 60), (64, 19, 80, 80)];
 const BETA: f64 = 1.0;
 
 /// A plain parallel sum over `v` (one thread per core, 8 independent accumulators).

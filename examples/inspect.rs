@@ -136,7 +136,7 @@ fn main() -> Result<()> {
         for (i, s) in d.samples.iter().enumerate() {
             let mut o = serde_json::json!({
                 "image": image_name(&d, i),
-                "points": s.landmarks.iter().map(|p| [short(p[0]), short(p[1])]).collect::<Vec<_>>(),
+                "points": s.original_landmarks().iter().map(|p| [short(p[0]), short(p[1])]).collect::<Vec<_>>(),
             });
             if s.visible.iter().any(|v| !v) {
                 o["visible"] = serde_json::json!(s.visible);

@@ -16,16 +16,22 @@ fn main() -> anyhow::Result<()> {
     let beta = 1.0;
     let points = Tensor::new(&[[truth]], &Device::Cpu)?; // (1, 1, 2)
     let heat = render_gaussian_heatmaps(&points, h, w, sigma, false)?; // (1, 1, H, W)
-    // Soft-argmax of beta * log(heat map): softmax gives back the (normalised) Gaussian,
-    // whose mean is the rendered point.
+                                                                       // Soft-argmax of beta * log(heat map): softmax gives back the (normalised) Gaussian,
+                                                                       // whose mean is the rendered point.
     let logits = heat.log()?.maximum(-1e4f32)?;
     let located = soft_argmax(&logits, beta)?.to_vec3::<f32>()?[0][0].clone();
     let detailed = soft_argmax_detailed(&logits, beta)?;
     let confidence = detailed.confidence.to_vec2::<f32>()?[0][0];
     let spread = detailed.spread.to_vec3::<f32>()?[0][0].clone();
     let err = ((located[0] - truth[0]).powi(2) + (located[1] - truth[1]).powi(2)).sqrt();
-    println!("map {h}x{w}, Gaussian sigma {sigma} px at (x, y) = ({}, {})", truth[0], truth[1]);
-    println!("soft_argmax (beta {beta}): ({:.4}, {:.4})", located[0], located[1]);
+    println!(
+        "map {h}x{w}, Gaussian sigma {sigma} px at (x, y) = ({}, {})",
+        truth[0], truth[1]
+    );
+    println!(
+        "soft_argmax (beta {beta}): ({:.4}, {:.4})",
+        located[0], located[1]
+    );
     println!("confidence (peak probability): {confidence:.4}");
     println!(
         "spread (variance x, y): ({:.4}, {:.4}) px^2, expected about sigma^2 = {:.4}",
@@ -34,10 +40,17 @@ fn main() -> anyhow::Result<()> {
         sigma * sigma
     );
     println!("error: {err:.5} px");
-    // Also with the raw heat map as logits and a large beta, the usual way in training.
-    let raw = soft_argmax(&heat, 30.0)?.to_vec3::<f32>()?[0][0].clone();
+    // Also with a raw (peak 1) heat map as the logits and a large beta: softmax(beta * g)
+    // is then close to a Gaussian of sigma / sqrt(beta), which must stay wider than about
+    // a pixel for the sub-pixel position to survive the sampling; hence a wider map here.
+    let (wide_sigma, big_beta) = (6.0, 30.0);
+    let wide = render_gaussian_heatmaps(&points, h, w, wide_sigma, false)?;
+    let raw = soft_argmax(&wide, big_beta)?.to_vec3::<f32>()?[0][0].clone();
     let err_raw = ((raw[0] - truth[0]).powi(2) + (raw[1] - truth[1]).powi(2)).sqrt();
-    println!("soft_argmax of the raw map, beta 30: ({:.4}, {:.4}), error {err_raw:.5} px", raw[0], raw[1]);
+    println!(
+        "soft_argmax of a raw map (sigma {wide_sigma}), beta {big_beta}: ({:.4}, {:.4}), error {err_raw:.5} px",
+        raw[0], raw[1]
+    );
     if err > 0.01 || err_raw > 0.05 {
         eprintln!("error too large");
         std::process::exit(1);

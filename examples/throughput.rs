@@ -82,10 +82,11 @@ fn main() -> Result<()> {
         },
     )?;
     println!(
-        "preset={} batch={b} steps={} threads={}",
+        "preset={} batch={b} steps={} threads={} conv_kernel={}",
         args.preset,
         args.steps,
-        rayon_threads()
+        rayon_threads(),
+        landmark_ssl::ops::conv::cpu_kernel()
     );
 
     let mut step = || -> Result<f64> {

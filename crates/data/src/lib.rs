@@ -8,7 +8,7 @@
 //!
 //! The flow: a loader or generator gives a [`Dataset`] of [`Sample`]s; [`split`] marks
 //! which samples keep landmark / attribute labels and splits by subject; a [`BatchLoader`]
-//! crops, resizes, normalises and jitters samples ([`prepare`]) on a background thread and
+//! crops, resizes, normalises and jitters samples ([`prepare()`]) on a background thread and
 //! yields [`Batch`]es of candle tensors.
 //!
 //! ```

@@ -61,7 +61,8 @@ pub struct BatchLoader {
 impl BatchLoader {
     /// A loader over every sample of `dataset`.
     ///
-    /// Errors: an empty data set, `batch_size == 0`, or a crop size of 0.
+    /// Errors: an empty data set, `batch_size == 0`, a crop size of 0, or an invalid
+    /// [`Augment`] (see [`Augment::validate`]).
     pub fn new(dataset: Arc<Dataset>, config: LoaderConfig) -> Result<Self> {
         let n = dataset.len();
         Self::with_indices(dataset, (0..n).collect(), config)
@@ -79,6 +80,9 @@ impl BatchLoader {
         }
         if config.preprocess.size == 0 {
             return Err(Error::arg("preprocess.size", "must be positive"));
+        }
+        if let Some(a) = &config.augment {
+            a.validate()?;
         }
         if indices.is_empty() {
             return Err(Error::EmptyDataset {

@@ -118,6 +118,37 @@ pub struct Augment {
 }
 
 impl Augment {
+    /// Checks that every range is finite and non-negative (scale below 1), and that
+    /// occlusion has a probability and sides in [0, 1] with `min_side <= max_side`.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            ("augment.scale", self.scale),
+            ("augment.translate", self.translate),
+            ("augment.rotation_deg", self.rotation_deg),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::arg(name, format!("{v}: need a finite value >= 0")));
+            }
+        }
+        if self.scale >= 1.0 {
+            return Err(Error::arg(
+                "augment.scale",
+                format!("{}: need < 1 (a relative jitter)", self.scale),
+            ));
+        }
+        if let Some(o) = &self.occlusion {
+            let ok = |v: f32| v.is_finite() && (0.0..=1.0).contains(&v);
+            if !(ok(o.probability) && ok(o.min_side) && ok(o.max_side) && o.min_side <= o.max_side)
+            {
+                return Err(Error::arg(
+                    "augment.occlusion",
+                    format!("{o:?}: need probability and sides in [0, 1], min_side <= max_side"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The paper's jitter: +-10% scale and translation, +-`rotation_deg`, no flip, no
     /// occlusion.
     pub fn paper(rotation_deg: f32) -> Self {
@@ -154,8 +185,9 @@ impl Jitter {
     }
     /// Draws a jitter from `aug`; flips only when `can_flip`.
     pub fn draw(aug: &Augment, can_flip: bool, rng: &mut impl Rng) -> Self {
+        // Non-finite or non-positive ranges mean "no jitter" (BatchLoader rejects them).
         let u = |rng: &mut dyn rand::RngCore, a: f64| {
-            if a > 0.0 {
+            if a.is_finite() && a > 0.0 {
                 rng.random_range(-a..a)
             } else {
                 0.0
@@ -432,14 +464,24 @@ pub(crate) fn warp_crop(img: &GreyImage, a: &Affine2, s: usize, antialias: bool)
 }
 
 fn occlude(pixels: &mut [f32], s: usize, occ: &Occlusion, rng: &mut dyn rand::RngCore) {
-    if occ.max_boxes == 0 || !rng.random_bool(occ.probability.clamp(0.0, 1.0) as f64) {
+    let p = if occ.probability.is_nan() {
+        0.0
+    } else {
+        occ.probability.clamp(0.0, 1.0)
+    };
+    if occ.max_boxes == 0 || !rng.random_bool(p as f64) {
         return;
     }
     let n = rng.random_range(1..=occ.max_boxes);
-    let (lo, hi) = (
-        occ.min_side.min(occ.max_side).max(0.0),
-        occ.max_side.max(occ.min_side).min(1.0),
-    );
+    let fin = |v: f32| {
+        if v.is_finite() {
+            v.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    };
+    let (a, b) = (fin(occ.min_side), fin(occ.max_side));
+    let (lo, hi) = (a.min(b), a.max(b));
     for _ in 0..n {
         let side = |rng: &mut dyn rand::RngCore| {
             let f = if hi > lo {

@@ -326,7 +326,7 @@ impl Dataset {
     /// object, so later epochs never decode full-resolution files again.
     ///
     /// The region is centred on the crop of `crop` (box or landmarks, see
-    /// [`crop_box`](crate::prepare::crop_box)) with side `margin` x the crop side (2.0
+    /// [`crop_box`]) with side `margin` x the crop side (2.0
     /// leaves room for +-10% scale / translation jitter and rotations up to 45 degrees), and
     /// is resampled (area-averaged when shrinking) so that one crop side spans at most
     /// `crop_pixels` pixels (e.g. 1.25 x the model input; never enlarged). Landmarks and box

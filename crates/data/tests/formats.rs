@@ -420,8 +420,8 @@ proptest! {
 
     #[test]
     fn generic_readers_never_panic(s in "\\PC{0,200}", csv_like in "(image,points\n)?[a-z0-9., ;\"\n]{0,120}") {
-        let dir = std::env::temp_dir().join(format!("lssl-data-prop-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let f = dir.join("x.json");
         std::fs::write(&f, &s).unwrap();
         let opts = LoadOptions { skip_bad: true, check_images: false };
@@ -450,7 +450,8 @@ fn aflw_db(dir: &Path, rows: &[(i64, Option<f64>, Option<f64>)]) -> PathBuf {
     let _ = std::fs::remove_file(&db);
     let c = rusqlite::Connection::open(&db).unwrap();
     c.execute_batch(
-        "CREATE TABLE Faces (face_id INTEGER PRIMARY KEY, file_id TEXT);
+        "PRAGMA synchronous = OFF; PRAGMA journal_mode = MEMORY;
+         CREATE TABLE Faces (face_id INTEGER PRIMARY KEY, file_id TEXT);
          CREATE TABLE FaceImages (file_id TEXT, filepath TEXT, width INTEGER, height INTEGER);
          CREATE TABLE FeatureCoords (face_id INTEGER, feature_id INTEGER, x REAL, y REAL);
          CREATE TABLE FaceRect (face_id INTEGER, x INTEGER, y INTEGER, w INTEGER, h INTEGER);
@@ -459,6 +460,7 @@ fn aflw_db(dir: &Path, rows: &[(i64, Option<f64>, Option<f64>)]) -> PathBuf {
          INSERT INTO Faces VALUES (1, 'f');",
     )
     .unwrap();
+    c.execute_batch("BEGIN").unwrap();
     for (id, x, y) in rows {
         c.execute(
             "INSERT INTO FeatureCoords VALUES (1, ?1, ?2, ?3)",
@@ -466,6 +468,7 @@ fn aflw_db(dir: &Path, rows: &[(i64, Option<f64>, Option<f64>)]) -> PathBuf {
         )
         .unwrap();
     }
+    c.execute_batch("COMMIT").unwrap();
     db
 }
 

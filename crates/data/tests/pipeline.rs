@@ -480,3 +480,36 @@ fn semi_supervised_by_named_attribute() {
     let s = split::semi_supervised_by(&mut d, 0.5, 1.0, 0, Some("config")).unwrap();
     assert_eq!(s.landmarks_per_class, vec![1; 15]);
 }
+
+#[test]
+fn invalid_loader_settings_are_errors() {
+    let d = Arc::new(shapes::generate(4, 0).unwrap());
+    let mut cfg = LoaderConfig::new(0, Preprocess::whole(60), 0);
+    assert!(matches!(
+        BatchLoader::new(d.clone(), cfg.clone()),
+        Err(Error::InvalidArgument {
+            name: "batch_size",
+            ..
+        })
+    ));
+    cfg.batch_size = 2;
+    cfg.augment = Some(Augment {
+        rotation_deg: f32::NAN,
+        ..Augment::paper(10.0)
+    });
+    assert!(BatchLoader::new(d.clone(), cfg.clone()).is_err());
+    cfg.augment = Some(Augment {
+        occlusion: Some(Occlusion {
+            probability: 0.5,
+            max_boxes: 1,
+            min_side: 0.5,
+            max_side: 0.2,
+        }),
+        ..Augment::paper(10.0)
+    });
+    assert!(BatchLoader::new(d.clone(), cfg.clone()).is_err());
+    assert!(
+        BatchLoader::with_indices(d, vec![7], LoaderConfig::new(2, Preprocess::whole(60), 0))
+            .is_err()
+    );
+}

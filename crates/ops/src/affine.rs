@@ -211,14 +211,7 @@ impl Affine2 {
         let [a, b, tx, c, d, ty] = self.m;
         let (ia, ib, ic, id) = (d / det, -b / det, -c / det, a / det);
         Ok(Affine2 {
-            m: [
-                ia,
-                ib,
-                -(ia * tx + ib * ty),
-                ic,
-                id,
-                -(ic * tx + id * ty),
-            ],
+            m: [ia, ib, -(ia * tx + ib * ty), ic, id, -(ic * tx + id * ty)],
         })
     }
 
@@ -274,10 +267,7 @@ pub fn affine_to_tensor(mats: &[Affine2], device: &Device) -> Result<Tensor> {
 /// ```
 pub fn affine_from_tensor(mats: &Tensor) -> Result<Vec<Affine2>> {
     let b = check_mats("affine_from_tensor", mats)?;
-    let v: Vec<f64> = mats
-        .to_dtype(DType::F64)?
-        .flatten_all()?
-        .to_vec1()?;
+    let v: Vec<f64> = mats.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
     let mut out = Vec::with_capacity(b);
     for c in v.chunks_exact(6) {
         out.push(Affine2::new([c[0], c[1], c[2], c[3], c[4], c[5]]));
@@ -300,7 +290,10 @@ fn check_mats(op: &'static str, mats: &Tensor) -> Result<usize> {
             })
         }
     };
-    if !matches!(mats.dtype(), DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
+    if !matches!(
+        mats.dtype(),
+        DType::F32 | DType::F64 | DType::F16 | DType::BF16
+    ) {
         return Err(Error::DType {
             op,
             arg: "mats",
@@ -384,7 +377,10 @@ fn bilinear(plane: &[f32], h: usize, w: usize, sx: f64, sy: f64) -> f32 {
     let (x0, y0) = (x0 as isize, y0 as isize);
     let px = |x: isize, y: isize| -> f32 {
         if x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < h {
-            plane.get(y as usize * w + x as usize).copied().unwrap_or(0.0)
+            plane
+                .get(y as usize * w + x as usize)
+                .copied()
+                .unwrap_or(0.0)
         } else {
             0.0
         }
@@ -395,7 +391,15 @@ fn bilinear(plane: &[f32], h: usize, w: usize, sx: f64, sy: f64) -> f32 {
 }
 
 /// Warps `rows` output rows (`out_w` wide) starting at row `row0` of every channel.
-fn warp_rows(plane: &[f32], h: usize, w: usize, inv: &Affine2, out: &mut [f32], out_w: usize, row0: usize) {
+fn warp_rows(
+    plane: &[f32],
+    h: usize,
+    w: usize,
+    inv: &Affine2,
+    out: &mut [f32],
+    out_w: usize,
+    row0: usize,
+) {
     let [a, b, tx, c, d, ty] = inv.m;
     for (r, row) in out.chunks_mut(out_w.max(1)).enumerate() {
         let oy = (row0 + r) as f64;
@@ -453,9 +457,7 @@ pub fn warp_image_slice(
             oplane
                 .par_chunks_mut(rows_per_task * out_w)
                 .enumerate()
-                .for_each(|(t, rows)| {
-                    warp_rows(plane, h, w, &inv, rows, out_w, t * rows_per_task)
-                });
+                .for_each(|(t, rows)| warp_rows(plane, h, w, &inv, rows, out_w, t * rows_per_task));
         });
     out
 }
@@ -492,7 +494,10 @@ pub fn warp_images(images: &Tensor, mats: &Tensor, out_h: usize, out_w: usize) -
             got: dims.to_vec(),
         });
     }
-    if !matches!(images.dtype(), DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
+    if !matches!(
+        images.dtype(),
+        DType::F32 | DType::F64 | DType::F16 | DType::BF16
+    ) {
         return Err(Error::DType {
             op: OP,
             arg: "images",

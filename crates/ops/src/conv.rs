@@ -2,7 +2,24 @@
 //!
 //! Tensors are NCHW: input `x` (B, I, H, W), weight `w` (O, I, kh, kw), bias `b` (O), output
 //! (B, O, H_out, W_out) with `H_out = (H + 2 padding - kh) / stride + 1` (cross-correlation,
-//! as in candle and PyTorch).
+//! as in candle and PyTorch). [`Conv2d`] is a drop-in for `candle_nn::Conv2d` (same variable
+//! names `weight` and `bias`, same initialisation in [`conv2d`]).
+//!
+//! Paths ([`conv2d_fast`]):
+//! * CPU, f32/f64, `padding < kernel`, any stride: a candle `CustomOp2`/`CustomOp3` with a
+//!   multi-threaded (rayon) forward and backward. Backward returns the weight and bias
+//!   gradients, and the input gradient only when the input is tracked (a `Var` or the result
+//!   of a tracked op): the first layer on images skips it. ReLU ([`Conv2d::forward_relu`]) is
+//!   fused: applied when writing the output, its mask applied while reading the gradient.
+//!   Stride 1 is computed directly; larger strides subsample the stride-1 result.
+//! * f32 kernels ([`cpu_kernel`]): direct convolution with AVX-512F (inline assembly) or
+//!   AVX2 + FMA micro-kernels that read the zero-padded input planes in place (no im2col);
+//!   otherwise, and for f64, GEMMs through the `gemm` crate on strided views of a
+//!   channels-last copy of the input.
+//! * Other devices (CUDA: cuDNN), dtypes or paddings: candle's `conv2d` ([`conv2d_reference`]).
+//!
+//! Environment (read once): `LANDMARK_SSL_CONV_KERNEL=gemm` forces the GEMM kernels,
+//! `LANDMARK_SSL_CONV_NO_AVX512=1` the AVX2 ones.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{
@@ -143,9 +160,10 @@ pub fn conv2d_no_bias(
 /// with a backward pass that computes the input gradient only when `x` is tracked (a `Var`
 /// or the result of a tracked op). Strides above 1 compute the stride-1 convolution and
 /// subsample it (correct, not fast: no model of the paper uses them). Other paddings,
-/// dtypes and devices defer to candle's `conv2d` (cuDNN on CUDA). Errors: `Shape` when the ranks,
-/// channels or bias length disagree or the kernel is larger than the padded input;
-/// `InvalidArgument` for stride 0.
+/// dtypes and devices defer to candle's `conv2d` (cuDNN on CUDA).
+///
+/// Errors: `Shape` when the ranks, channels or bias length disagree or the kernel is larger
+/// than the padded input; `InvalidArgument` for stride 0.
 pub fn conv2d_fast(
     x: &Tensor,
     w: &Tensor,
@@ -217,7 +235,7 @@ fn check_shapes(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: Conv2dConfig) -
             reason: "must be at least 1",
         });
     }
-    let (bsz, ci, h, wd) = x.dims4().map_err(|_| Error::Shape {
+    let (_, ci, h, wd) = x.dims4().map_err(|_| Error::Shape {
         op: OP,
         arg: "x",
         expected: "(B, I, H, W)".into(),
@@ -253,7 +271,6 @@ fn check_shapes(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: Conv2dConfig) -
             got: x.dims().to_vec(),
         });
     }
-    let _ = bsz;
     Ok(Geom::new(
         wci,
         h,
@@ -285,11 +302,27 @@ const MERGE_BELOW: usize = 256;
 /// Target size (elements) of a task's patch buffer.
 const BAND_TARGET: usize = 96 * 1024;
 
-fn tune(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// The CPU kernel the fast path uses for f32 in this process: `"avx512"` or `"avx2"` (the
+/// direct kernels) or `"gemm"` (`LANDMARK_SSL_CONV_KERNEL=gemm`, or a CPU without AVX2;
+/// f64 always uses it). `LANDMARK_SSL_CONV_NO_AVX512=1` disables the AVX-512 kernels.
+pub fn cpu_kernel() -> &'static str {
+    if kernel_choice() == "direct" {
+        direct::isa_name().unwrap_or("gemm")
+    } else {
+        "gemm"
+    }
+}
+
+/// The kernel family chosen by `LANDMARK_SSL_CONV_KERNEL`: `direct` (default where the CPU
+/// has AVX2 + FMA or AVX-512F) or `gemm` (im2col-free GEMM through the `gemm` crate).
+fn kernel_choice() -> &'static str {
+    static CHOICE: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    CHOICE.get_or_init(
+        || match std::env::var("LANDMARK_SSL_CONV_KERNEL").as_deref() {
+            Ok("gemm") => "gemm",
+            _ => "direct",
+        },
+    )
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -326,13 +359,9 @@ impl Geom {
         let wp = w + 2 * pw;
         let ho = (h + 2 * ph + 1).saturating_sub(kh);
         let wo = (wp + 1).saturating_sub(kw);
-        let r = if kw * ci < tune("CONV_MERGE_BELOW", MERGE_BELOW) {
-            kh
-        } else {
-            1
-        };
+        let r = if kw * ci < MERGE_BELOW { kh } else { 1 };
         let row_elems = (wp * r * ci).max(1);
-        let band = (tune("CONV_BAND_TARGET", BAND_TARGET) / row_elems).clamp(1, ho.max(1));
+        let band = (BAND_TARGET / row_elems).clamp(1, ho.max(1));
         // Even bands.
         let nb = ho.max(1).div_ceil(band);
         let band = ho.max(1).div_ceil(nb);
@@ -720,7 +749,7 @@ fn conv_backward_input<T: WithDType>(g: &Geom, batch: usize, gy: &[T], w: &[T]) 
 
 /// Whether the direct f32 kernels serve this geometry.
 fn use_direct(_g: &Geom) -> bool {
-    tune("CONV_DIRECT", 1) == 1 && direct::available()
+    kernel_choice() == "direct" && direct::available()
 }
 
 /// Views a slice as f32 when `T` is f32 (empty otherwise, never reached: callers check).
@@ -827,6 +856,7 @@ impl ConvOp {
             &g,
             bsz,
             x,
+            None,
             |o, i, dy, dx| w[((o * ci + i) * kh + dy) * kw + dx],
             b,
             self.relu,
@@ -866,7 +896,9 @@ impl ConvOp {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (bsz, g) = self.geom(x.layout(), w.layout())?;
         // The gradient through the fused ReLU: zero where the output was clipped.
-        let masked: Option<Vec<T>> = if self.relu {
+        let direct = T::DTYPE == DType::F32 && use_direct(&g);
+        // (The direct kernels apply the mask while copying their operands.)
+        let masked: Option<Vec<T>> = if self.relu && !direct {
             Some(with_data(grad, |gs: &[T]| {
                 with_data(res, |rs: &[T]| {
                     let zero = T::from_f64(0.0);
@@ -884,48 +916,60 @@ impl ConvOp {
         let need_b = b.is_some_and(|b| b.track_op());
         let need_x = x.track_op();
         let dev = x.device();
-        let direct = T::DTYPE == DType::F32 && use_direct(&g);
         with_data(grad, |graw: &[T]| {
             let gy = masked.as_deref().unwrap_or(graw);
-            let (mut dw, mut db) = (None, None);
-            if need_w || need_b {
-                let (dwv, dbv) = with_data(x, |xs: &[T]| {
-                    Ok(if direct {
-                        let (a, b) = direct::backward_weight(&g, bsz, as_f32(xs), as_f32(gy));
-                        (from_f32::<T>(a), from_f32::<T>(b))
+            type Grads = (Option<Tensor>, Option<Tensor>, Option<Tensor>);
+            let body = |mask: Option<&[f32]>| -> candle_core::Result<Grads> {
+                let (mut dw, mut db) = (None, None);
+                if need_w || need_b {
+                    let (dwv, dbv) = with_data(x, |xs: &[T]| {
+                        Ok(if direct {
+                            let (a, b) =
+                                direct::backward_weight(&g, bsz, as_f32(xs), as_f32(gy), mask);
+                            (from_f32::<T>(a), from_f32::<T>(b))
+                        } else {
+                            conv_backward_weight(&g, bsz, xs, gy)
+                        })
+                    })?;
+                    if need_w {
+                        dw = Some(Tensor::from_vec(dwv, w.shape(), dev)?);
+                    }
+                    if need_b {
+                        db = Some(Tensor::from_vec(dbv, g.co, dev)?);
+                    }
+                }
+                let dx = if need_x {
+                    let ws = cpu_data::<T>(w)?;
+                    let dxv = if direct {
+                        let gb = g.input_grad_geom();
+                        let (ci, kh, kw) = (g.ci, g.kh, g.kw);
+                        let wf = as_f32(&ws);
+                        from_f32::<T>(direct::forward(
+                            &gb,
+                            bsz,
+                            as_f32(gy),
+                            mask,
+                            |o, i, dy, dx| {
+                                wf[((i * ci + o) * kh + (kh - 1 - dy)) * kw + (kw - 1 - dx)]
+                            },
+                            None,
+                            false,
+                        ))
                     } else {
-                        conv_backward_weight(&g, bsz, xs, gy)
-                    })
-                })?;
-                if need_w {
-                    dw = Some(Tensor::from_vec(dwv, w.shape(), dev)?);
-                }
-                if need_b {
-                    db = Some(Tensor::from_vec(dbv, g.co, dev)?);
-                }
-            }
-            let dx = if need_x {
-                let ws = cpu_data::<T>(w)?;
-                let dxv = if direct {
-                    let gb = g.input_grad_geom();
-                    let (ci, kh, kw) = (g.ci, g.kh, g.kw);
-                    let wf = as_f32(&ws);
-                    from_f32::<T>(direct::forward(
-                        &gb,
-                        bsz,
-                        as_f32(gy),
-                        |o, i, dy, dx| wf[((i * ci + o) * kh + (kh - 1 - dy)) * kw + (kw - 1 - dx)],
-                        None,
-                        false,
-                    ))
+                        conv_backward_input(&g, bsz, gy, &ws)
+                    };
+                    Some(Tensor::from_vec(dxv, x.shape(), dev)?)
                 } else {
-                    conv_backward_input(&g, bsz, gy, &ws)
+                    None
                 };
-                Some(Tensor::from_vec(dxv, x.shape(), dev)?)
-            } else {
-                None
+                Ok((dx, dw, db))
             };
-            Ok((dx, dw, db))
+            if self.relu && direct {
+                // The ReLU output masks the gradient inside the direct kernels.
+                with_data(res, |r: &[f32]| body(Some(r)))
+            } else {
+                body(None)
+            }
         })
     }
 

@@ -276,7 +276,13 @@ pub fn kornia_to_pixel_point(p: [f64; 2], height: usize, width: usize) -> Result
 /// # Ok::<(), landmark_ssl_ops::Error>(())
 /// ```
 pub fn pixel_to_dsnt_point(p: [f64; 2], height: usize, width: usize) -> Result<[f64; 2]> {
-    convert_point(p, CoordConvention::Pixel, CoordConvention::Dsnt, height, width)
+    convert_point(
+        p,
+        CoordConvention::Pixel,
+        CoordConvention::Dsnt,
+        height,
+        width,
+    )
 }
 
 /// [`dsnt_to_pixel`] for one point `[u, v]`.
@@ -288,5 +294,11 @@ pub fn pixel_to_dsnt_point(p: [f64; 2], height: usize, width: usize) -> Result<[
 /// # Ok::<(), landmark_ssl_ops::Error>(())
 /// ```
 pub fn dsnt_to_pixel_point(p: [f64; 2], height: usize, width: usize) -> Result<[f64; 2]> {
-    convert_point(p, CoordConvention::Dsnt, CoordConvention::Pixel, height, width)
+    convert_point(
+        p,
+        CoordConvention::Dsnt,
+        CoordConvention::Pixel,
+        height,
+        width,
+    )
 }

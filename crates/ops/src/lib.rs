@@ -16,8 +16,11 @@
 //! | [`coords`] | pixel <-> kornia / dsntnn conversions |
 //! | [`conv`] | [`Conv2d`], [`conv2d`], [`conv2d_fast`]: a fast CPU convolution |
 //!
-//! Feature `cuda`: enables candle's CUDA backend; soft-argmax on CUDA tensors uses the
-//! composite path (no dedicated CUDA kernel yet), warps and hard argmax run on the CPU.
+//! Feature `cuda`: enables candle's CUDA backend and CUDA kernels for the fused soft-argmax
+//! (forward and backward, compiled with NVRTC on first use; compile-checked, not yet run on
+//! a GPU, see [`soft_argmax`](mod@soft_argmax)). Heat maps, coordinate conversions and
+//! point transforms are candle ops and run on any device; image warps and hard argmax
+//! copy to the CPU and back.
 
 pub mod affine;
 pub mod conv;

@@ -14,16 +14,22 @@
 //! calls it a temperature, but it multiplies the logits).
 //!
 //! Three entry points:
-//! - [`soft_argmax`]: the point; fused CPU kernel (one pass per map, analytic backward,
-//!   parallel over B*K) on CPU, [`soft_argmax_composite`] on other devices.
+//! - [`soft_argmax()`]: the point; a fused kernel (one sweep per map, analytic backward,
+//!   parallel over B*K) on CPU (and on CUDA with the `cuda` feature),
+//!   [`soft_argmax_composite`] on other devices ([`has_fused_kernel`] tells which).
 //! - [`soft_argmax_composite`]: the same from candle ops (the reference and the fallback).
 //! - [`soft_argmax_detailed`]: the point plus the probability maps, a confidence and a
 //!   spread per landmark.
 //!
-//! With the `cuda` feature, CUDA tensors use the composite path (candle's CUDA kernels);
-//! there is no dedicated CUDA kernel yet.
+//! With the `cuda` feature, CUDA tensors run the same fused forward and backward as CUDA
+//! kernels (compiled with NVRTC on first use; one block per map for the forward, one thread
+//! per value for the backward). Those kernels have been compile-checked but not yet run on
+//! a GPU by their author: `tests/soft_argmax.rs` compares them with the composite path when
+//! a CUDA device is present. Other devices (Metal) use the composite path.
 
 mod cpu;
+#[cfg(feature = "cuda")]
+mod cuda;
 
 use crate::error::{Error, Result};
 use candle_core::backend::BackendStorage;
@@ -117,6 +123,15 @@ impl CustomOp1 for SoftArgmaxOp {
         }
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        storage: &candle_core::CudaStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        cuda::forward(storage, layout, self.beta)
+    }
+
     fn bwd(
         &self,
         arg: &Tensor,
@@ -193,6 +208,29 @@ impl CustomOp3 for SoftArgmaxBwdOp {
             ))),
         }
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        cuda::backward(s1, l1, s2, l2, s3, l3, self.beta)
+    }
+}
+
+/// Whether [`soft_argmax`] runs the fused kernel on `device` (CPU always; CUDA with the
+/// `cuda` feature) rather than [`soft_argmax_composite`].
+///
+/// ```
+/// assert!(landmark_ssl_ops::soft_argmax::has_fused_kernel(&candle_core::Device::Cpu));
+/// ```
+pub fn has_fused_kernel(device: &candle_core::Device) -> bool {
+    device.is_cpu() || (cfg!(feature = "cuda") && device.is_cuda())
 }
 
 /// Soft-argmax of every map: (B, K, H, W) -> (B, K, 2) (x, y) in pixels.
@@ -205,7 +243,8 @@ impl CustomOp3 for SoftArgmaxBwdOp {
 /// sums together, accumulated in f64 per block), parallel over B*K with rayon, with an
 /// analytic backward `dL/dmap = beta * p * ((x - mx) * gx + (y - my) * gy)` that is itself
 /// one fused pass. It is stable for |beta * map| up to at least 1e4 (the maximum is
-/// subtracted first). Other devices use [`soft_argmax_composite`].
+/// subtracted first). With the `cuda` feature, CUDA tensors run the same algorithm as CUDA
+/// kernels (see the module doc); other devices use [`soft_argmax_composite`].
 ///
 /// Errors (never panics): `maps` not of rank 4, K, H or W zero, a dtype other than f32/f64,
 /// `beta` not finite or not > 0.
@@ -223,7 +262,7 @@ impl CustomOp3 for SoftArgmaxBwdOp {
 /// ```
 pub fn soft_argmax(maps: &Tensor, beta: f64) -> Result<Tensor> {
     check_maps("soft_argmax", maps, Some(beta))?;
-    if !maps.device().is_cpu() {
+    if !has_fused_kernel(maps.device()) {
         return composite(maps, beta);
     }
     let out = maps.contiguous()?.apply_op1(SoftArgmaxOp { beta })?;

@@ -62,7 +62,9 @@ fn heatmaps_match_direct_formula_and_normalise() {
     let m = render_gaussian_heatmaps(var.as_tensor(), 5, 5, 1.0, false).unwrap();
     assert_eq!(m.dtype(), DType::F32);
     let g = m.sum_all().unwrap().backward().unwrap();
-    assert!(flat(g.get(var.as_tensor()).unwrap()).iter().any(|x| x.abs() > 1e-3));
+    assert!(flat(g.get(var.as_tensor()).unwrap())
+        .iter()
+        .any(|x| x.abs() > 1e-3));
 }
 
 #[test]
@@ -92,8 +94,12 @@ fn hard_argmax_quarter_pixel_and_parabolic() {
     let none = flat(&hard_argmax_subpixel_with(&m, SubpixelRefinement::None).unwrap());
     assert_eq!(none, vec![6.0, 10.0]);
     // Parabolic on the log of a Gaussian is exact.
-    let para = flat(&hard_argmax_subpixel_with(&m.log().unwrap(), SubpixelRefinement::Parabolic).unwrap());
-    assert!((para[0] - q[0]).abs() < 1e-9 && (para[1] - q[1]).abs() < 1e-9, "{para:?}");
+    let para =
+        flat(&hard_argmax_subpixel_with(&m.log().unwrap(), SubpixelRefinement::Parabolic).unwrap());
+    assert!(
+        (para[0] - q[0]).abs() < 1e-9 && (para[1] - q[1]).abs() < 1e-9,
+        "{para:?}"
+    );
     // At a border: no shift; f32 in, f32 out.
     let mut v = vec![0f32; 9];
     v[0] = 1.0;
@@ -102,9 +108,16 @@ fn hard_argmax_quarter_pixel_and_parabolic() {
     let r = hard_argmax_subpixel(&t).unwrap();
     assert_eq!(r.dtype(), DType::F32);
     assert_eq!(flat(&r), vec![0.0, 0.0]);
-    let m = err(hard_argmax_subpixel(&Tensor::zeros((1, 3, 3), DType::F32, &Device::Cpu).unwrap()));
-    assert!(m.contains("hard_argmax_subpixel") && m.contains("maps") && m.contains("rank 4"), "{m}");
-    let m = err(hard_argmax_subpixel(&Tensor::zeros((1, 1, 0, 3), DType::F32, &Device::Cpu).unwrap()));
+    let m = err(hard_argmax_subpixel(
+        &Tensor::zeros((1, 3, 3), DType::F32, &Device::Cpu).unwrap(),
+    ));
+    assert!(
+        m.contains("hard_argmax_subpixel") && m.contains("maps") && m.contains("rank 4"),
+        "{m}"
+    );
+    let m = err(hard_argmax_subpixel(
+        &Tensor::zeros((1, 1, 0, 3), DType::F32, &Device::Cpu).unwrap(),
+    ));
     assert!(m.contains("K, H and W > 0"), "{m}");
 }
 
@@ -152,7 +165,10 @@ fn tensor_round_trip_and_transform_points() {
     for (a, b) in affs.iter().zip(&back) {
         assert!(a.m.iter().zip(b.m).all(|(x, y)| (x - y).abs() < 1e-5));
     }
-    let pts = [[[1.0, 2.0], [3.5, -1.0], [0.0, 0.0]], [[4.0, 4.0], [2.0, 7.5], [9.0, 1.0]]];
+    let pts = [
+        [[1.0, 2.0], [3.5, -1.0], [0.0, 0.0]],
+        [[4.0, 4.0], [2.0, 7.5], [9.0, 1.0]],
+    ];
     let v: Vec<f64> = pts.iter().flatten().flatten().cloned().collect();
     let var = Var::from_tensor(&Tensor::from_vec(v, (2, 3, 2), &dev).unwrap()).unwrap();
     let out = transform_points(var.as_tensor(), &t).unwrap();
@@ -166,24 +182,56 @@ fn tensor_round_trip_and_transform_points() {
         }
     }
     // d(sum of x')/d(x) = a, d(sum of x')/d(y) = b per batch item.
-    let g = out.narrow(2, 0, 1).unwrap().sum_all().unwrap().backward().unwrap();
+    let g = out
+        .narrow(2, 0, 1)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
     let gv = flat(g.get(var.as_tensor()).unwrap());
     assert!((gv[0] - back[0].m[0]).abs() < 1e-12 && (gv[1] - back[0].m[1]).abs() < 1e-12);
     assert!((gv[6] - back[1].m[0]).abs() < 1e-12 && (gv[7] - back[1].m[1]).abs() < 1e-12);
     // A single (2, 3) matrix is shared by the batch.
-    let one = affine_to_tensor(&affs[..1], &dev).unwrap().squeeze(0).unwrap();
-    assert_eq!(transform_points(var.as_tensor(), &one).unwrap().dims(), &[2, 3, 2]);
+    let one = affine_to_tensor(&affs[..1], &dev)
+        .unwrap()
+        .squeeze(0)
+        .unwrap();
+    assert_eq!(
+        transform_points(var.as_tensor(), &one).unwrap().dims(),
+        &[2, 3, 2]
+    );
     // Errors.
-    let m = err(transform_points(var.as_tensor(), &Tensor::zeros((3, 2, 3), DType::F32, &dev).unwrap()));
-    assert!(m.contains("transform_points") && m.contains("mats") && m.contains("B = 2"), "{m}");
-    let m = err(transform_points(var.as_tensor(), &Tensor::zeros((2, 3, 3), DType::F32, &dev).unwrap()));
+    let m = err(transform_points(
+        var.as_tensor(),
+        &Tensor::zeros((3, 2, 3), DType::F32, &dev).unwrap(),
+    ));
+    assert!(
+        m.contains("transform_points") && m.contains("mats") && m.contains("B = 2"),
+        "{m}"
+    );
+    let m = err(transform_points(
+        var.as_tensor(),
+        &Tensor::zeros((2, 3, 3), DType::F32, &dev).unwrap(),
+    ));
     assert!(m.contains("mats") && m.contains("(B, 2, 3)"), "{m}");
-    let m = err(transform_points(&Tensor::zeros((2, 3), DType::F32, &dev).unwrap(), &t));
+    let m = err(transform_points(
+        &Tensor::zeros((2, 3), DType::F32, &dev).unwrap(),
+        &t,
+    ));
     assert!(m.contains("points") && m.contains("(B, K, 2)"), "{m}");
-    let m = err(transform_points(&Tensor::zeros((2, 3, 2), DType::U32, &dev).unwrap(), &t));
+    let m = err(transform_points(
+        &Tensor::zeros((2, 3, 2), DType::U32, &dev).unwrap(),
+        &t,
+    ));
     assert!(m.contains("points") && m.contains("dtype"), "{m}");
-    let m = err(affine_from_tensor(&Tensor::zeros((2, 3, 2), DType::F32, &dev).unwrap()));
-    assert!(m.contains("affine_from_tensor") && m.contains("mats"), "{m}");
+    let m = err(affine_from_tensor(
+        &Tensor::zeros((2, 3, 2), DType::F32, &dev).unwrap(),
+    ));
+    assert!(
+        m.contains("affine_from_tensor") && m.contains("mats"),
+        "{m}"
+    );
 }
 
 /// Independent bilinear sampling (zero outside), f64.
@@ -205,7 +253,9 @@ fn bilinear_ref(img: &[f64], h: usize, w: usize, x: f64, y: f64) -> f64 {
 #[test]
 fn warp_matches_independent_bilinear() {
     let (b, c, h, w, oh, ow) = (2, 2, 9, 11, 7, 13);
-    let src: Vec<f64> = (0..b * c * h * w).map(|i| ((i * 7919) % 23) as f64 / 23.0).collect();
+    let src: Vec<f64> = (0..b * c * h * w)
+        .map(|i| ((i * 7919) % 23) as f64 / 23.0)
+        .collect();
     let affs = [
         Affine2::from_params(0.4, 1.3, 1.5, -0.5, (5.0, 4.0)),
         Affine2::from_params(-0.2, 0.7, -2.0, 1.0, (3.0, 3.0)),
@@ -240,24 +290,50 @@ fn warp_matches_independent_bilinear() {
     }
     assert!(nonzero > 50);
     // Identity is exact; a shared (2, 3) matrix broadcasts over the batch.
-    let id = affine_to_tensor(&[Affine2::identity()], &Device::Cpu).unwrap().squeeze(0).unwrap();
+    let id = affine_to_tensor(&[Affine2::identity()], &Device::Cpu)
+        .unwrap()
+        .squeeze(0)
+        .unwrap();
     let same = warp_images(&img, &id, h, w).unwrap();
-    assert!(flat(&same).iter().zip(&src).all(|(a, b)| (a - (*b as f32 as f64)).abs() < 1e-7));
+    assert!(flat(&same)
+        .iter()
+        .zip(&src)
+        .all(|(a, b)| (a - (*b as f32 as f64)).abs() < 1e-7));
     // Singular matrices and bad shapes are named errors; the slice kernel gives zeros.
     let sing = affine_to_tensor(&[Affine2::new([0.0; 6]); 2], &Device::Cpu).unwrap();
     let m = err(warp_images(&img, &sing, 4, 4));
-    assert!(m.contains("warp_images") && m.contains("mats") && m.contains("singular"), "{m}");
-    assert!(warp_image_slice(&[1.0; 4], 1, 2, 2, &Affine2::new([0.0; 6]), 2, 2).iter().all(|&v| v == 0.0));
+    assert!(
+        m.contains("warp_images") && m.contains("mats") && m.contains("singular"),
+        "{m}"
+    );
+    assert!(
+        warp_image_slice(&[1.0; 4], 1, 2, 2, &Affine2::new([0.0; 6]), 2, 2)
+            .iter()
+            .all(|&v| v == 0.0)
+    );
     let m = err(warp_images(&img, &mats, 0, 4));
     assert!(m.contains("out_h"), "{m}");
-    let m = err(warp_images(&img.reshape((b * c, h, w)).unwrap(), &mats, 4, 4));
+    let m = err(warp_images(
+        &img.reshape((b * c, h, w)).unwrap(),
+        &mats,
+        4,
+        4,
+    ));
     assert!(m.contains("images") && m.contains("rank 4"), "{m}");
-    let m = err(warp_images(&img, &Tensor::zeros((3, 2, 3), DType::F32, &Device::Cpu).unwrap(), 4, 4));
+    let m = err(warp_images(
+        &img,
+        &Tensor::zeros((3, 2, 3), DType::F32, &Device::Cpu).unwrap(),
+        4,
+        4,
+    ));
     assert!(m.contains("mats") && m.contains("B = 2"), "{m}");
     let m = err(warp_images(&img.to_dtype(DType::U8).unwrap(), &mats, 4, 4));
     assert!(m.contains("images") && m.contains("dtype"), "{m}");
     // A short slice does not panic.
-    assert_eq!(warp_image_slice(&[1.0; 3], 1, 4, 4, &Affine2::identity(), 4, 4).len(), 16);
+    assert_eq!(
+        warp_image_slice(&[1.0; 3], 1, 4, 4, &Affine2::identity(), 4, 4).len(),
+        16
+    );
 }
 
 /// The shared convention: warp a rendered Gaussian at p by T, locate it with soft-argmax,
@@ -266,11 +342,20 @@ fn warp_matches_independent_bilinear() {
 fn warp_then_locate_equals_locate_then_transform() {
     let (h, w) = (64, 64);
     let cases = [
-        ([20.3, 30.6], Affine2::from_params(0.35, 1.15, 3.2, -2.7, (31.5, 31.5))),
-        ([40.0, 25.25], Affine2::from_params(-0.5, 0.9, -4.0, 5.5, (30.0, 34.0))),
+        (
+            [20.3, 30.6],
+            Affine2::from_params(0.35, 1.15, 3.2, -2.7, (31.5, 31.5)),
+        ),
+        (
+            [40.0, 25.25],
+            Affine2::from_params(-0.5, 0.9, -4.0, 5.5, (30.0, 34.0)),
+        ),
         ([31.7, 33.1], Affine2::translation(0.4, -0.3)),
     ];
-    let v: Vec<f32> = cases.iter().flat_map(|(p, _)| [p[0] as f32, p[1] as f32]).collect();
+    let v: Vec<f32> = cases
+        .iter()
+        .flat_map(|(p, _)| [p[0] as f32, p[1] as f32])
+        .collect();
     let pts = Tensor::from_vec(v, (cases.len(), 1, 2), &Device::Cpu).unwrap();
     let maps = render_gaussian_heatmaps(&pts, h, w, 8.0, false).unwrap();
     let affs: Vec<Affine2> = cases.iter().map(|(_, a)| *a).collect();
@@ -282,9 +367,14 @@ fn warp_then_locate_equals_locate_then_transform() {
     for (i, (p, a)) in cases.iter().enumerate() {
         let want = a.apply_point(*p);
         assert!((moved[2 * i] - want[0]).abs() < 1e-4 && (moved[2 * i + 1] - want[1]).abs() < 1e-4);
-        let err = ((located[2 * i] - want[0]).powi(2) + (located[2 * i + 1] - want[1]).powi(2)).sqrt();
+        let err =
+            ((located[2 * i] - want[0]).powi(2) + (located[2 * i + 1] - want[1]).powi(2)).sqrt();
         eprintln!("warp-then-locate case {i}: error {err:.4} px");
-        assert!(err < 0.05, "case {i}: located {:?}, want {want:?}, error {err}", &located[2 * i..2 * i + 2]);
+        assert!(
+            err < 0.05,
+            "case {i}: located {:?}, want {want:?}, error {err}",
+            &located[2 * i..2 * i + 2]
+        );
     }
 }
 
@@ -293,7 +383,11 @@ fn coordinate_conventions() {
     use CoordConvention::*;
     let (h, w) = (5usize, 8usize);
     // Pixel centres: kornia puts the first and last at -1 and +1, dsnt at -1 + 1/W and 1 - 1/W.
-    for (x, k, d) in [(0.0, -1.0, -1.0 + 1.0 / 8.0), (7.0, 1.0, 1.0 - 1.0 / 8.0), (3.5, 0.0, 0.0)] {
+    for (x, k, d) in [
+        (0.0, -1.0, -1.0 + 1.0 / 8.0),
+        (7.0, 1.0, 1.0 - 1.0 / 8.0),
+        (3.5, 0.0, 0.0),
+    ] {
         let kk = coords::convert_point([x, 0.0], Pixel, AlignCorners, h, w).unwrap();
         let dd = coords::convert_point([x, 0.0], Pixel, Dsnt, h, w).unwrap();
         assert!((kk[0] - k).abs() < 1e-12 && (dd[0] - d).abs() < 1e-12);
@@ -313,21 +407,39 @@ fn coordinate_conventions() {
     }
     let tk = coords::pixel_to_kornia(&t, h, w).unwrap();
     let tp = coords::kornia_to_pixel(&tk, h, w).unwrap();
-    assert!(flat(&tp).iter().zip(flat(&t)).all(|(a, b)| (a - b).abs() < 1e-12));
+    assert!(flat(&tp)
+        .iter()
+        .zip(flat(&t))
+        .all(|(a, b)| (a - b).abs() < 1e-12));
     let td = coords::pixel_to_dsnt(&t.to_dtype(DType::F32).unwrap(), h, w).unwrap();
     assert_eq!(td.dtype(), DType::F32);
     let tp = coords::dsnt_to_pixel(&td, h, w).unwrap();
-    assert!(flat(&tp).iter().zip(flat(&t)).all(|(a, b)| (a - b).abs() < 1e-5));
+    assert!(flat(&tp)
+        .iter()
+        .zip(flat(&t))
+        .all(|(a, b)| (a - b).abs() < 1e-5));
     let a = coords::pixel_to_kornia_point(p, h, w).unwrap();
-    assert!(coords::kornia_to_pixel_point(a, h, w).unwrap().iter().zip(p).all(|(x, y)| (x - y).abs() < 1e-12));
+    assert!(coords::kornia_to_pixel_point(a, h, w)
+        .unwrap()
+        .iter()
+        .zip(p)
+        .all(|(x, y)| (x - y).abs() < 1e-12));
     let d = coords::pixel_to_dsnt_point(p, h, w).unwrap();
-    assert!(coords::dsnt_to_pixel_point(d, h, w).unwrap().iter().zip(p).all(|(x, y)| (x - y).abs() < 1e-12));
+    assert!(coords::dsnt_to_pixel_point(d, h, w)
+        .unwrap()
+        .iter()
+        .zip(p)
+        .all(|(x, y)| (x - y).abs() < 1e-12));
     // Errors name the argument.
     let m = err(coords::convert_point(p, Pixel, AlignCorners, 5, 1));
     assert!(m.contains("width") && m.contains("at least 2"), "{m}");
     let m = err(coords::convert_point(p, Pixel, Dsnt, 0, 4));
     assert!(m.contains("height"), "{m}");
-    let m = err(coords::pixel_to_kornia(&Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap(), h, w));
+    let m = err(coords::pixel_to_kornia(
+        &Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap(),
+        h,
+        w,
+    ));
     assert!(m.contains("points") && m.contains("(..., 2)"), "{m}");
 }
 
@@ -335,8 +447,17 @@ fn coordinate_conventions() {
 fn heatmap_bad_arguments() {
     let dev = Device::Cpu;
     let p = Tensor::zeros((1, 2, 2), DType::F32, &dev).unwrap();
-    let m = err(render_gaussian_heatmaps(&Tensor::zeros((2, 2), DType::F32, &dev).unwrap(), 4, 4, 1.0, false));
-    assert!(m.contains("render_gaussian_heatmaps") && m.contains("points") && m.contains("(B, K, 2)"), "{m}");
+    let m = err(render_gaussian_heatmaps(
+        &Tensor::zeros((2, 2), DType::F32, &dev).unwrap(),
+        4,
+        4,
+        1.0,
+        false,
+    ));
+    assert!(
+        m.contains("render_gaussian_heatmaps") && m.contains("points") && m.contains("(B, K, 2)"),
+        "{m}"
+    );
     let m = err(render_gaussian_heatmaps(&p, 0, 4, 1.0, false));
     assert!(m.contains("height"), "{m}");
     let m = err(render_gaussian_heatmaps(&p, 4, 0, 1.0, false));
@@ -345,6 +466,12 @@ fn heatmap_bad_arguments() {
         let m = err(render_gaussian_heatmaps(&p, 4, 4, s, true));
         assert!(m.contains("sigma"), "{m}");
     }
-    let m = err(render_gaussian_heatmaps(&p.to_dtype(DType::U32).unwrap(), 4, 4, 1.0, true));
+    let m = err(render_gaussian_heatmaps(
+        &p.to_dtype(DType::U32).unwrap(),
+        4,
+        4,
+        1.0,
+        true,
+    ));
     assert!(m.contains("points") && m.contains("dtype"), "{m}");
 }

@@ -55,9 +55,15 @@ fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
 #[test]
 fn fused_matches_reference_and_composite_f32_f64() {
     // Shapes with H*W a multiple of the SIMD width, not a multiple, odd and tiny.
-    for (i, &(b, k, h, w)) in [(2, 3, 8, 8), (1, 2, 7, 9), (3, 1, 1, 5), (1, 1, 1, 1), (2, 2, 20, 13)]
-        .iter()
-        .enumerate()
+    for (i, &(b, k, h, w)) in [
+        (2, 3, 8, 8),
+        (1, 2, 7, 9),
+        (3, 1, 1, 5),
+        (1, 1, 1, 1),
+        (2, 2, 20, 13),
+    ]
+    .iter()
+    .enumerate()
     {
         for &beta in &[1e-3, 0.5, 1.0, 10.0, 1e3] {
             let v = random_maps(i as u64, b, k, h, w, 3.0);
@@ -79,7 +85,10 @@ fn fused_matches_reference_and_composite_f32_f64() {
             let want32 = reference(&v32, b, k, h, w, beta);
             let e32 = max_abs_diff(&flat(&got32), &want32);
             let tol = 2e-5 * (w.max(h) as f64) * (1.0 + beta * 3.0 * 1e-4);
-            assert!(e32 < tol.max(2e-5), "f32 {b}x{k}x{h}x{w} beta {beta}: {e32}");
+            assert!(
+                e32 < tol.max(2e-5),
+                "f32 {b}x{k}x{h}x{w} beta {beta}: {e32}"
+            );
             let comp32 = soft_argmax_composite(&t32, beta).unwrap();
             let ec = max_abs_diff(&flat(&got32), &flat(&comp32));
             assert!(ec < 1e-3, "fused vs composite f32: {ec}");
@@ -109,13 +118,25 @@ fn detailed_matches_reference() {
         let p: Vec<f64> = e.iter().map(|x| x / s).collect();
         let px: f64 = p.iter().enumerate().map(|(i, q)| q * (i % w) as f64).sum();
         let py: f64 = p.iter().enumerate().map(|(i, q)| q * (i / w) as f64).sum();
-        let vx: f64 = p.iter().enumerate().map(|(i, q)| q * ((i % w) as f64 - px).powi(2)).sum();
-        let vy: f64 = p.iter().enumerate().map(|(i, q)| q * ((i / w) as f64 - py).powi(2)).sum();
+        let vx: f64 = p
+            .iter()
+            .enumerate()
+            .map(|(i, q)| q * ((i % w) as f64 - px).powi(2))
+            .sum();
+        let vy: f64 = p
+            .iter()
+            .enumerate()
+            .map(|(i, q)| q * ((i / w) as f64 - py).powi(2))
+            .sum();
         let pk = p.iter().cloned().fold(0.0, f64::max);
         assert!(max_abs_diff(&probs[mi * n..(mi + 1) * n], &p) < 1e-12);
         assert!((conf[mi] - pk).abs() < 1e-12);
         assert!((pts[2 * mi] - px).abs() < 1e-10 && (pts[2 * mi + 1] - py).abs() < 1e-10);
-        assert!((spread[2 * mi] - vx).abs() < 1e-9, "{} vs {vx}", spread[2 * mi]);
+        assert!(
+            (spread[2 * mi] - vx).abs() < 1e-9,
+            "{} vs {vx}",
+            spread[2 * mi]
+        );
         assert!((spread[2 * mi + 1] - vy).abs() < 1e-9);
     }
 }
@@ -129,8 +150,9 @@ fn fused_backward_matches_finite_differences() {
         let mut r = rng(11);
         let gw: Vec<f64> = (0..b * k * 2).map(|_| r.random_range(-1.0..1.0)).collect();
         let gwt = Tensor::from_vec(gw.clone(), (b, k, 2), &Device::Cpu).unwrap();
-        let var = Var::from_tensor(&Tensor::from_vec(v.clone(), (b, k, h, w), &Device::Cpu).unwrap())
-            .unwrap();
+        let var =
+            Var::from_tensor(&Tensor::from_vec(v.clone(), (b, k, h, w), &Device::Cpu).unwrap())
+                .unwrap();
         let loss = (soft_argmax(var.as_tensor(), beta).unwrap() * &gwt)
             .unwrap()
             .sum_all()
@@ -213,7 +235,13 @@ fn invariant_to_adding_a_constant() {
 #[test]
 fn one_hot_maps_give_their_pixel() {
     let (h, w) = (7, 10);
-    let pixels = [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1), (h / 2, w / 2)];
+    let pixels = [
+        (0, 0),
+        (0, w - 1),
+        (h - 1, 0),
+        (h - 1, w - 1),
+        (h / 2, w / 2),
+    ];
     let k = pixels.len();
     let mut v = vec![0f32; k * h * w];
     for (i, &(y, x)) in pixels.iter().enumerate() {
@@ -229,7 +257,10 @@ fn one_hot_maps_give_their_pixel() {
     }
     // A flat map gives the centre.
     let flat_map = Tensor::zeros((1, 1, h, w), DType::F32, &Device::Cpu).unwrap();
-    let p = soft_argmax(&flat_map, 1.0).unwrap().to_vec3::<f32>().unwrap();
+    let p = soft_argmax(&flat_map, 1.0)
+        .unwrap()
+        .to_vec3::<f32>()
+        .unwrap();
     assert!((p[0][0][0] - 4.5).abs() < 1e-5 && (p[0][0][1] - 3.0).abs() < 1e-5);
 }
 
@@ -247,7 +278,10 @@ fn extreme_logits_stay_finite() {
             let var = Var::from_tensor(&t).unwrap();
             let p = soft_argmax(var.as_tensor(), beta).unwrap();
             let pv = flat(&p);
-            assert!(pv.iter().all(|x| x.is_finite()), "beta {beta} {dt:?}: {pv:?}");
+            assert!(
+                pv.iter().all(|x| x.is_finite()),
+                "beta {beta} {dt:?}: {pv:?}"
+            );
             assert!(pv.iter().all(|&x| (-1e-3..=11.001).contains(&x)));
             let want = reference(&flat(&t), b, k, h, w, beta);
             assert!(max_abs_diff(&pv, &want) < 1e-3, "beta {beta} {dt:?}");
@@ -290,16 +324,75 @@ fn bad_arguments_are_named_errors() {
             Err(e) => e.to_string(),
         };
         let m = msg(&Tensor::zeros((2, 3, 3), DType::F32, &dev).unwrap(), 1.0);
-        assert!(m.contains(name) && m.contains("maps") && m.contains("rank 4"), "{m}");
+        assert!(
+            m.contains(name) && m.contains("maps") && m.contains("rank 4"),
+            "{m}"
+        );
         for shape in [(1, 0, 3, 3), (1, 2, 0, 3), (1, 2, 3, 0)] {
             let m = msg(&Tensor::zeros(shape, DType::F32, &dev).unwrap(), 1.0);
             assert!(m.contains("maps") && m.contains("K, H and W > 0"), "{m}");
         }
         let m = msg(&Tensor::zeros((1, 2, 3, 3), DType::U32, &dev).unwrap(), 1.0);
-        assert!(m.contains("maps") && m.contains("dtype") && m.contains("U32"), "{m}");
+        assert!(
+            m.contains("maps") && m.contains("dtype") && m.contains("U32"),
+            "{m}"
+        );
         for beta in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             let m = msg(&ok, beta);
             assert!(m.contains("beta") && m.contains("finite and > 0"), "{m}");
+        }
+    }
+}
+
+/// The CUDA kernels against the composite path (and the CPU kernel), when a GPU is present.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_matches_composite() {
+    let Ok(dev) = Device::new_cuda(0) else {
+        eprintln!("no CUDA device: cuda_matches_composite skipped");
+        return;
+    };
+    assert!(landmark_ssl_ops::soft_argmax::has_fused_kernel(&dev));
+    for dt in [DType::F32, DType::F64] {
+        for &(b, k, h, w) in &[(2, 3, 8, 8), (1, 2, 7, 9), (2, 2, 33, 47)] {
+            let v = random_maps(17, b, k, h, w, 3.0);
+            let cpu = Tensor::from_vec(v, (b, k, h, w), &Device::Cpu)
+                .unwrap()
+                .to_dtype(dt)
+                .unwrap();
+            let gpu = cpu.to_device(&dev).unwrap();
+            let beta = 2.5;
+            let a = flat(
+                &soft_argmax(&gpu, beta)
+                    .unwrap()
+                    .to_device(&Device::Cpu)
+                    .unwrap(),
+            );
+            let c = flat(&soft_argmax_composite(&cpu, beta).unwrap());
+            assert!(max_abs_diff(&a, &c) < 1e-4, "{dt:?} forward");
+            let gw = Tensor::from_vec(random_maps(18, b, k, 1, 2, 1.0), (b, k, 2), &Device::Cpu)
+                .unwrap()
+                .to_dtype(dt)
+                .unwrap();
+            let grad = |t: &Tensor, fused: bool| {
+                let var = Var::from_tensor(t).unwrap();
+                let p = if fused {
+                    soft_argmax(var.as_tensor(), beta).unwrap()
+                } else {
+                    soft_argmax_composite(var.as_tensor(), beta).unwrap()
+                };
+                let gwd = gw.to_device(t.device()).unwrap();
+                let g = (p * gwd).unwrap().sum_all().unwrap().backward().unwrap();
+                flat(
+                    &g.get(var.as_tensor())
+                        .unwrap()
+                        .to_device(&Device::Cpu)
+                        .unwrap(),
+                )
+            };
+            let gg = grad(&gpu, true);
+            let gc = grad(&cpu, false);
+            assert!(max_abs_diff(&gg, &gc) < 1e-4, "{dt:?} backward");
         }
     }
 }

@@ -87,6 +87,15 @@ pub struct DataConfig {
     pub jitter_shift: f64,
     /// Random horizontal flips with the layout's landmark permutation.
     pub jitter_flip: bool,
+    /// Skip bad samples when loading (each is reported on stderr) instead of stopping.
+    pub skip_bad: bool,
+    /// Generic CSV/JSON files with 1-based coordinates (subtract 1 on reading).
+    pub one_based: bool,
+    /// AFLW: keep the 19-point protocol's points instead of all 21.
+    pub aflw_points19: bool,
+    /// The class attribute the landmark-labelled subset is balanced over (default: the data
+    /// set's first class attribute in name order; MTFL: set `pose`).
+    pub balance_by: Option<String>,
 }
 
 impl Default for DataConfig {
@@ -103,6 +112,10 @@ impl Default for DataConfig {
             jitter_rotation_deg: 0.0,
             jitter_shift: 0.0,
             jitter_flip: false,
+            skip_bad: false,
+            one_based: false,
+            aflw_points19: false,
+            balance_by: None,
         }
     }
 }

@@ -34,11 +34,12 @@ pub fn build_splits(cfg: &ExperimentConfig) -> Result<Splits> {
         }
         _ => load_real(cfg)?,
     };
-    let labels = data::semi_supervised(
+    let labels = data::semi_supervised_by(
         &mut train,
         cfg.labels.landmark_fraction,
         cfg.labels.attribute_fraction,
         cfg.seed,
+        cfg.data.balance_by.as_deref(),
     )?;
     Ok(Splits {
         train: Arc::new(train),
@@ -57,7 +58,7 @@ fn load_real(cfg: &ExperimentConfig) -> Result<[Dataset; 3]> {
         reason: format!("data kind `{}` needs a `train` path", d.kind),
     })?;
     let load = |path: &std::path::Path| -> Result<Dataset> {
-        Ok(crate::formats::load(&d.kind, path, d.image_root.as_deref())?)
+        crate::formats::load(d, path)
     };
     let full = load(train_path)?;
     let by_subject = full.samples.iter().all(|s| s.subject.is_some());

@@ -1,16 +1,66 @@
-//! Loading real data sets by the experiment's `data.kind`.
+//! Loading real data sets by the experiment's `data.kind`, through the data crate's
+//! readers. Bad samples stop loading with an error naming the file and line, unless
+//! `data.skip_bad` is set; then each skipped file is reported on stderr, never silently.
 
 use std::path::Path;
 
-use landmark_ssl_data::Dataset;
+use landmark_ssl_data::formats::{aflw, generic, mtfl, pts};
+use landmark_ssl_data::{Dataset, LoadOptions, LoadReport};
 
+use crate::config::DataConfig;
 use crate::error::{Error, Result};
 
-/// Loads `path` as the format `kind` names.
-pub fn load(kind: &str, path: &Path, image_root: Option<&Path>) -> Result<Dataset> {
-    let _ = image_root;
-    Err(Error::InvalidSetting {
-        field: "data.kind".into(),
-        reason: format!("`{kind}` ({}) is not a supported format", path.display()),
-    })
+/// The `data.kind` values that name file formats.
+pub const FORMATS: &[&str] = &["300w", "mtfl", "aflw", "generic-csv", "generic-json"];
+
+/// Loads `path` in the format `d.kind` names.
+pub fn load(d: &DataConfig, path: &Path) -> Result<Dataset> {
+    let opts = LoadOptions {
+        skip_bad: d.skip_bad,
+        ..LoadOptions::default()
+    };
+    let (ds, report): (Dataset, LoadReport) = match d.kind.as_str() {
+        "300w" | "pts" => pts::load_dir(path, &opts)?,
+        "mtfl" => mtfl::load(path, &opts)?,
+        "aflw" => {
+            let a = aflw::AflwOptions {
+                image_root: d.image_root.clone(),
+                points19: d.aflw_points19,
+                require_landmarks: true,
+            };
+            aflw::load(path, &opts, &a)?
+        }
+        "generic-csv" | "generic-json" => {
+            let g = generic::GenericOptions {
+                one_based: d.one_based,
+                layout: None,
+            };
+            if d.kind == "generic-csv" {
+                generic::load_csv(path, &opts, &g)?
+            } else {
+                generic::load_json(path, &opts, &g)?
+            }
+        }
+        other => {
+            return Err(Error::InvalidSetting {
+                field: "data.kind".into(),
+                reason: format!(
+                    "unknown kind `{other}`: expected blocks, shapes or one of {}",
+                    FORMATS.join(", ")
+                ),
+            })
+        }
+    };
+    for s in &report.skipped {
+        eprintln!("skipped {}: {}", s.path.display(), s.error);
+    }
+    if !report.skipped.is_empty() {
+        eprintln!(
+            "{}: {} entries skipped (data.skip_bad = true), {} loaded",
+            path.display(),
+            report.skipped.len(),
+            ds.len()
+        );
+    }
+    Ok(ds)
 }

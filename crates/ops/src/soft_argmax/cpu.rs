@@ -124,8 +124,8 @@ pub(crate) fn fast_exp2_f32<const FMA: bool>(t: f32) -> f32 {
     let mut p = 1.546_144_5e-4_f32;
     p = madd::<FMA>(p, f, 1.340_042_8e-3);
     p = madd::<FMA>(p, f, 9.618_057e-3);
-    p = madd::<FMA>(p, f, 5.550_327_2e-2);
-    p = madd::<FMA>(p, f, 2.402_265_1e-1);
+    p = madd::<FMA>(p, f, 5.550_327e-2);
+    p = madd::<FMA>(p, f, 2.402_265e-1);
     p = madd::<FMA>(p, f, 6.931_472e-1);
     p = madd::<FMA>(p, f, 1.0);
     // Bits of 2^n: (n + 127) << 23, with n read from k's low mantissa bits.
@@ -205,7 +205,11 @@ fn fwd_map_impl<F: Float, const FMA: bool>(
     let mut s = [0f64; LANES];
     let mut sx = [0f64; LANES];
     let mut sy = [0f64; LANES];
-    for ((blk, bx), by) in map.chunks(BLOCK).zip(xs.chunks(BLOCK)).zip(ys.chunks(BLOCK)) {
+    for ((blk, bx), by) in map
+        .chunks(BLOCK)
+        .zip(xs.chunks(BLOCK))
+        .zip(ys.chunks(BLOCK))
+    {
         let (cv, rv) = chunks(blk);
         let (cxs, rx) = chunks(bx);
         let (cys, ry) = chunks(by);
@@ -334,7 +338,7 @@ enum Isa {
 fn detect_isa() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if has_avx512() {
             return Isa::Avx512;
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -345,7 +349,52 @@ fn detect_isa() -> Isa {
     Isa::Generic
 }
 
+/// AVX-512 (`#[target_feature(enable = "avx512f")]` is stable since Rust 1.89; older
+/// compilers use the AVX2 code).
 #[cfg(target_arch = "x86_64")]
+#[rustversion::since(1.89)]
+fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+}
+
+#[cfg(target_arch = "x86_64")]
+#[rustversion::before(1.89)]
+fn has_avx512() -> bool {
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+#[rustversion::before(1.89)]
+unsafe fn fwd_map_avx512<F: Float>(
+    map: &[F],
+    xs: &[F],
+    ys: &[F],
+    beta: F,
+    cx: f64,
+    cy: f64,
+) -> [f64; 4] {
+    fwd_map_avx2(map, xs, ys, beta, cx, cy)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[cfg(target_arch = "x86_64")]
+#[rustversion::before(1.89)]
+unsafe fn bwd_map_avx512<F: Float>(
+    map: &[F],
+    xs: &[F],
+    ys: &[F],
+    beta: f64,
+    stats: [f64; 4],
+    g: [f64; 2],
+    cx: f64,
+    cy: f64,
+    out: &mut [F],
+) {
+    bwd_map_avx2(map, xs, ys, beta, stats, g, cx, cy, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[rustversion::since(1.89)]
 #[target_feature(enable = "avx512f")]
 unsafe fn fwd_map_avx512<F: Float>(
     map: &[F],
@@ -373,6 +422,7 @@ unsafe fn fwd_map_avx2<F: Float>(
 
 #[allow(clippy::too_many_arguments)]
 #[cfg(target_arch = "x86_64")]
+#[rustversion::since(1.89)]
 #[target_feature(enable = "avx512f")]
 unsafe fn bwd_map_avx512<F: Float>(
     map: &[F],
@@ -413,13 +463,16 @@ fn min_len(n: usize) -> usize {
 /// Fused forward over `data` = n_maps contiguous (h, w) maps. Returns n_maps * 4 values:
 /// per map `[x, y, max, ln S]` (see the module doc).
 pub(crate) fn forward<F: Float>(data: &[F], h: usize, w: usize, beta: f64) -> Vec<F> {
+    forward_isa(detect_isa(), data, h, w, beta)
+}
+
+fn forward_isa<F: Float>(isa: Isa, data: &[F], h: usize, w: usize, beta: f64) -> Vec<F> {
     let n = h * w;
     if n == 0 {
         return Vec::new();
     }
     let n_maps = data.len() / n;
     let (xs, ys, cx, cy) = centred_coords::<F>(h, w);
-    let isa = detect_isa();
     let bf = F::from_f64(beta);
     let mut out = vec![F::ZERO; n_maps * 4];
     out.par_chunks_mut(4)
@@ -453,20 +506,36 @@ pub(crate) fn backward<F: Float>(
     w: usize,
     beta: f64,
 ) -> Vec<F> {
+    backward_isa(detect_isa(), data, stats, grads, h, w, beta)
+}
+
+fn backward_isa<F: Float>(
+    isa: Isa,
+    data: &[F],
+    stats: &[F],
+    grads: &[F],
+    h: usize,
+    w: usize,
+    beta: f64,
+) -> Vec<F> {
     let n = h * w;
     let mut out = vec![F::ZERO; data.len()];
     if n == 0 {
         return out;
     }
     let (xs, ys, cx, cy) = centred_coords::<F>(h, w);
-    let isa = detect_isa();
     out.par_chunks_mut(n)
         .zip(data.par_chunks_exact(n))
         .zip(stats.par_chunks_exact(4))
         .zip(grads.par_chunks_exact(4))
         .with_min_len(min_len(n))
         .for_each(|(((o, map), st), gr)| {
-            let st = [st[0].to_f64(), st[1].to_f64(), st[2].to_f64(), st[3].to_f64()];
+            let st = [
+                st[0].to_f64(),
+                st[1].to_f64(),
+                st[2].to_f64(),
+                st[3].to_f64(),
+            ];
             let g = [gr[0].to_f64(), gr[1].to_f64()];
             match isa {
                 // SAFETY: the CPU feature was detected at run time by `detect_isa`.
@@ -504,29 +573,53 @@ mod tests {
         assert!(fast_exp2_f32::<false>(f32::NAN).is_nan());
     }
 
-    #[test]
-    fn isa_variants_agree() {
-        let (h, w) = (7, 9);
-        let map: Vec<f32> = (0..h * w).map(|i| ((i * 37 % 11) as f32) * 0.3).collect();
-        let (xs, ys, cx, cy) = centred_coords::<f32>(h, w);
-        let a = fwd_map_impl::<f32, false>(&map, &xs, &ys, 2.0, cx, cy);
+    fn available_isas() -> Vec<Isa> {
+        #[allow(unused_mut)]
+        let mut v = vec![Isa::Generic];
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                // SAFETY: detected above.
-                let b = unsafe { fwd_map_avx2(&map, &xs, &ys, 2.0, cx, cy) };
-                for i in 0..4 {
-                    assert!((a[i] - b[i]).abs() < 1e-5, "{a:?} vs {b:?}");
-                }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                v.push(Isa::Avx2);
             }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: detected above.
-                let b = unsafe { fwd_map_avx512(&map, &xs, &ys, 2.0, cx, cy) };
-                for i in 0..4 {
-                    assert!((a[i] - b[i]).abs() < 1e-5, "{a:?} vs {b:?}");
-                }
+            if has_avx512() {
+                v.push(Isa::Avx512);
             }
         }
-        assert!(a[0] > 0.0 && a[0] < (w - 1) as f64);
+        v
+    }
+
+    fn check_isas<F: Float>(tol: f64) {
+        // Sizes around the SIMD width and the block size, several maps.
+        for &(h, w) in &[(1, 1), (3, 5), (4, 4), (7, 9), (17, 19), (16, 32)] {
+            let n_maps = 3;
+            let data: Vec<F> = (0..n_maps * h * w)
+                .map(|i| F::from_f64(((i * 37 % 11) as f64) * 0.3 - (i % 5) as f64 * 0.1))
+                .collect();
+            let grads: Vec<F> = (0..n_maps * 4)
+                .map(|i| F::from_f64(0.5 - (i % 3) as f64))
+                .collect();
+            let f0 = forward_isa(Isa::Generic, &data, h, w, 2.0);
+            let b0 = backward_isa(Isa::Generic, &data, &f0, &grads, h, w, 2.0);
+            for isa in available_isas() {
+                let f = forward_isa(isa, &data, h, w, 2.0);
+                let b = backward_isa(isa, &data, &f, &grads, h, w, 2.0);
+                for (x, y) in f.iter().zip(&f0).chain(b.iter().zip(&b0)) {
+                    assert!((x.to_f64() - y.to_f64()).abs() < tol, "{isa:?} {h}x{w}");
+                }
+            }
+            // The point lies inside the map.
+            for m in f0.chunks(4) {
+                assert!(m[0].to_f64() >= 0.0 && m[0].to_f64() <= (w - 1) as f64);
+                assert!(m[1].to_f64() >= 0.0 && m[1].to_f64() <= (h - 1) as f64);
+            }
+        }
+    }
+
+    #[test]
+    fn isa_variants_agree() {
+        check_isas::<f32>(1e-5);
+        check_isas::<f64>(1e-12);
     }
 }
