@@ -22,7 +22,9 @@ use clap::Parser;
 use landmark_ssl::train::{ExperimentConfig, Trainer};
 
 #[derive(Parser, Debug)]
-#[command(about = "Seq-MT on Blocks: landmark error with few landmark labels (Table 1 of the paper)")]
+#[command(
+    about = "Seq-MT on Blocks: landmark error with few landmark labels (Table 1 of the paper)"
+)]
 struct Args {
     /// Fractions of training images with landmark labels, comma-separated.
     #[arg(long, default_value = "0.05", value_delimiter = ',')]
@@ -63,13 +65,43 @@ struct Args {
 fn paper_error(costs: &str, labelled: f64) -> Option<f64> {
     let cols = [0.01, 0.05, 0.1, 0.2, 0.5, 1.0];
     let row: [Option<f64>; 6] = match costs {
-        "L" => [Some(8.33), Some(3.95), Some(3.35), Some(1.98), Some(1.19), Some(0.44)],
-        "L+A" => [Some(8.02), Some(3.45), Some(3.20), Some(1.67), Some(1.05), Some(0.38)],
-        "L+ELT" => [Some(6.42), Some(1.94), Some(1.37), Some(1.16), Some(0.85), None],
-        "L+ELT+A" => [Some(6.25), Some(1.70), Some(1.26), Some(1.07), Some(0.74), None],
+        "L" => [
+            Some(8.33),
+            Some(3.95),
+            Some(3.35),
+            Some(1.98),
+            Some(1.19),
+            Some(0.44),
+        ],
+        "L+A" => [
+            Some(8.02),
+            Some(3.45),
+            Some(3.20),
+            Some(1.67),
+            Some(1.05),
+            Some(0.38),
+        ],
+        "L+ELT" => [
+            Some(6.42),
+            Some(1.94),
+            Some(1.37),
+            Some(1.16),
+            Some(0.85),
+            None,
+        ],
+        "L+ELT+A" => [
+            Some(6.25),
+            Some(1.70),
+            Some(1.26),
+            Some(1.07),
+            Some(0.74),
+            None,
+        ],
         _ => [None; 6],
     };
-    cols.iter().position(|c| (c - labelled).abs() < 1e-9).and_then(|i| row[i])
+    cols.iter()
+        .position(|c| (c - labelled).abs() < 1e-9)
+        .and_then(|i| row[i])
 }
 
 #[derive(serde::Serialize)]
@@ -90,8 +122,15 @@ struct Run {
 fn main() -> Result<()> {
     let args = Args::parse();
     let epochs = args.epochs.unwrap_or(if args.full { 100 } else { 12 });
-    if args.labelled.iter().any(|f| !(0.0..=1.0).contains(f) || *f == 0.0) {
-        bail!("--labelled takes fractions in (0, 1], got {:?}", args.labelled);
+    if args
+        .labelled
+        .iter()
+        .any(|f| !(0.0..=1.0).contains(f) || *f == 0.0)
+    {
+        bail!(
+            "--labelled takes fractions in (0, 1], got {:?}",
+            args.labelled
+        );
     }
     println!(
         "Blocks: {} training, {} validation, {} test images; {} epochs{}.",
@@ -113,7 +152,10 @@ fn main() -> Result<()> {
                 let mut cfg = ExperimentConfig::default();
                 cfg.costs.set_from_label(costs)?;
                 let costs = cfg.costs.label();
-                cfg.name = format!("seqmt-blocks {costs} {:.0}% labels seed {seed}", labelled * 100.0);
+                cfg.name = format!(
+                    "seqmt-blocks {costs} {:.0}% labels seed {seed}",
+                    labelled * 100.0
+                );
                 cfg.seed = seed;
                 cfg.data.kind = "blocks".into();
                 cfg.data.generated_sizes = [args.train_images, args.eval_images, args.eval_images];
@@ -128,10 +170,14 @@ fn main() -> Result<()> {
                     labelled * 100.0
                 ));
                 if !args.resume && cfg.output.dir.join("state.json").exists() {
-                    std::fs::remove_dir_all(&cfg.output.dir)
-                        .with_context(|| format!("removing the earlier run {}", cfg.output.dir.display()))?;
+                    std::fs::remove_dir_all(&cfg.output.dir).with_context(|| {
+                        format!("removing the earlier run {}", cfg.output.dir.display())
+                    })?;
                 }
-                println!("\n== Seq-MT ({costs}), {:.0}% landmark labels, seed {seed}", labelled * 100.0);
+                println!(
+                    "\n== Seq-MT ({costs}), {:.0}% landmark labels, seed {seed}",
+                    labelled * 100.0
+                );
                 let mut trainer = Trainer::new(cfg.clone())?;
                 let s = &trainer.splits().labels;
                 println!(
@@ -180,7 +226,10 @@ fn main() -> Result<()> {
             let mut c = ExperimentConfig::default().costs;
             c.set_from_label(costs)?;
             let label = c.label();
-            let sel: Vec<&Run> = runs.iter().filter(|r| r.costs == label && r.labelled == labelled).collect();
+            let sel: Vec<&Run> = runs
+                .iter()
+                .filter(|r| r.costs == label && r.labelled == labelled)
+                .collect();
             let mean = sel.iter().map(|r| r.test_error_px).sum::<f64>() / sel.len().max(1) as f64;
             println!(
                 "| Seq-MT ({label}) | {:.0}% | {mean:.2} | {} | {} |",

@@ -81,9 +81,14 @@ fn main() -> Result<()> {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             let scale = (400 / img.width.max(img.height).max(1)).clamp(1, 8) as u32;
             let overlay = draw::overlay(&pixels, img.height, img.width, &[], &p.landmarks, scale);
-            let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
             let out = dir.join(format!("{name}.png"));
-            overlay.save(&out).with_context(|| format!("writing {}", out.display()))?;
+            overlay
+                .save(&out)
+                .with_context(|| format!("writing {}", out.display()))?;
         }
     }
     Ok(())

@@ -43,9 +43,11 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let mut cfg = ExperimentConfig::default();
-    cfg.name = "seqmt-shapes, class labels only".into();
-    cfg.seed = args.seed;
+    let mut cfg = ExperimentConfig {
+        name: "seqmt-shapes, class labels only".into(),
+        seed: args.seed,
+        ..Default::default()
+    };
     cfg.data.kind = "shapes".into();
     let eval_n = (args.train_images / 2).max(1);
     cfg.data.generated_sizes = [args.train_images, eval_n, eval_n];
@@ -65,7 +67,13 @@ fn main() -> Result<()> {
     }
     let mut trainer = Trainer::new(cfg)?;
     let outcome = trainer.run()?;
-    let accuracy = outcome.test.accuracy.values().next().copied().unwrap_or(f64::NAN);
+    let accuracy = outcome
+        .test
+        .accuracy
+        .values()
+        .next()
+        .copied()
+        .unwrap_or(f64::NAN);
 
     // Landmark k is matched to the shape it is nearer to on average (the network is free to
     // put either landmark on either shape).
@@ -115,7 +123,8 @@ fn main() -> Result<()> {
             "seconds": outcome.seconds,
         });
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(&v)?).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::write(&tmp, serde_json::to_string_pretty(&v)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())

@@ -53,7 +53,11 @@ fn main() -> Result<()> {
         println!("resuming after epoch {}", trainer.epochs_done());
     }
     let o = trainer.run()?;
-    let (scale, unit) = if o.test.unit == "px" { (1.0, "px") } else { (100.0, "%") };
+    let (scale, unit) = if o.test.unit == "px" {
+        (1.0, "px")
+    } else {
+        (100.0, "%")
+    };
     println!(
         "test: mean error {:.3} {unit}, median {:.3} {unit}, failure rate {:.2}% at {}, AUC {:.4}",
         o.test.mean_error * scale,
@@ -65,6 +69,11 @@ fn main() -> Result<()> {
     for (head, a) in &o.test.accuracy {
         println!("test accuracy `{head}`: {:.2}%", a * 100.0);
     }
-    println!("best epoch {} of {}; report {}", o.best_epoch, o.epochs, o.report.display());
+    println!(
+        "best epoch {} of {}; report {}",
+        o.best_epoch,
+        o.epochs,
+        o.report.display()
+    );
     Ok(())
 }

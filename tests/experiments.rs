@@ -15,11 +15,16 @@ fn shipped_experiments_are_valid() {
         if path.extension().is_none_or(|e| e != "toml") {
             continue;
         }
-        let cfg = ExperimentConfig::from_toml_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let cfg = ExperimentConfig::from_toml_file(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let model = preset(&cfg.model.preset).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(!cfg.name.is_empty(), "{}", path.display());
         if cfg.costs.attribute {
-            assert!(!model.heads().is_empty(), "{}: the A cost needs an attribute head", path.display());
+            assert!(
+                !model.heads().is_empty(),
+                "{}: the A cost needs an attribute head",
+                path.display()
+            );
         }
         n += 1;
     }
@@ -40,10 +45,17 @@ fn blocks_experiment_builds_a_trainer() {
 fn a_bad_experiment_file_names_the_field() {
     let path = std::env::temp_dir().join(format!("lssl-bad-{}.toml", std::process::id()));
     std::fs::write(&path, "[schedule]\nbatch_size = 0\n").unwrap();
-    let err = ExperimentConfig::from_toml_file(&path).unwrap_err().to_string();
+    let err = ExperimentConfig::from_toml_file(&path)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("schedule.batch_size"), "{err}");
     std::fs::write(&path, "[data]\nkind = \"blocks\"\nunknown = 1\n").unwrap();
-    let err = ExperimentConfig::from_toml_file(&path).unwrap_err().to_string();
-    assert!(err.contains("unknown") && err.contains(&path.display().to_string()), "{err}");
+    let err = ExperimentConfig::from_toml_file(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unknown") && err.contains(&path.display().to_string()),
+        "{err}"
+    );
     std::fs::remove_file(path).unwrap();
 }

@@ -10,7 +10,7 @@ use landmark_ssl_ops::conv::Conv2d;
 use crate::config::{CommMtConfig, LayerSpec};
 use crate::error::Result;
 use crate::layers::{
-    check_images, conv_same, fc_stack, Dropout, features_to_coords, flatten, max_pool2x2, MlpHead,
+    check_images, conv_same, fc_stack, features_to_coords, flatten, max_pool2x2, Dropout, MlpHead,
 };
 use crate::ModelOutput;
 

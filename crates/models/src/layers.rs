@@ -6,9 +6,9 @@ use candle_core::{DType, Module, Tensor, D};
 use std::cell::RefCell;
 
 use candle_nn::{Linear, VarBuilder};
+use landmark_ssl_ops::conv::{conv2d, Conv2d, Conv2dConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use landmark_ssl_ops::conv::{conv2d, Conv2d, Conv2dConfig};
 
 use crate::config::{CoordScale, HeadConfig, InputSize};
 use crate::error::{Error, Result};
@@ -133,7 +133,13 @@ impl Dropout {
         let mask: Vec<f32> = DROPOUT_RNG.with(|r| {
             let mut rng = r.borrow_mut();
             (0..n)
-                .map(|_| if rng.random::<f32>() < keep { 1.0 / keep } else { 0.0 })
+                .map(|_| {
+                    if rng.random::<f32>() < keep {
+                        1.0 / keep
+                    } else {
+                        0.0
+                    }
+                })
                 .collect()
         });
         let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;

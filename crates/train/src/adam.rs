@@ -209,7 +209,10 @@ mod tests {
             a1.step(&w1.as_tensor().sqr()?.sum_all()?.backward()?)?;
             a2.step(&w2.as_tensor().sqr()?.sum_all()?.backward()?)?;
         }
-        assert_eq!(w1.as_tensor().to_vec1::<f32>()?, w2.as_tensor().to_vec1::<f32>()?);
+        assert_eq!(
+            w1.as_tensor().to_vec1::<f32>()?,
+            w2.as_tensor().to_vec1::<f32>()?
+        );
         assert_eq!(a2.steps(), 4);
         Ok(())
     }

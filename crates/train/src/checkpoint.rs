@@ -141,7 +141,10 @@ fn safetensors_bytes(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<V
     let mut names: Vec<&String> = tensors.keys().collect();
     names.sort();
     for name in names {
-        views.push((name.clone(), tensors[name].to_device(&Device::Cpu)?.contiguous()?));
+        views.push((
+            name.clone(),
+            tensors[name].to_device(&Device::Cpu)?.contiguous()?,
+        ));
     }
     let refs: Vec<(&str, &Tensor)> = views.iter().map(|(n, t)| (n.as_str(), t)).collect();
     safetensors::tensor::serialize(refs, None).map_err(|e| Error::Checkpoint {
@@ -153,9 +156,10 @@ fn safetensors_bytes(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<V
 pub fn load_training(dir: &Path, state: &TrainState, vm: &VarMap, adam: &mut Adam) -> Result<()> {
     models::load_weights(dir.join(&state.weights), vm)?;
     let p = dir.join(&state.optimizer);
-    let tensors = candle_core::safetensors::load(&p, &Device::Cpu).map_err(|e| Error::Checkpoint {
-        what: format!("{}: {e}", p.display()),
-    })?;
+    let tensors =
+        candle_core::safetensors::load(&p, &Device::Cpu).map_err(|e| Error::Checkpoint {
+            what: format!("{}: {e}", p.display()),
+        })?;
     adam.load_state(&tensors)
 }
 

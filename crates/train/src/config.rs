@@ -324,9 +324,13 @@ impl ExperimentConfig {
         })?;
         // Relative data paths are relative to the experiment file.
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut cfg.data.train, &mut cfg.data.test, &mut cfg.data.image_root]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut cfg.data.train,
+            &mut cfg.data.test,
+            &mut cfg.data.image_root,
+        ]
+        .into_iter()
+        .flatten()
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -346,10 +350,16 @@ impl ExperimentConfig {
         };
         let frac = |v: f64| v.is_finite() && (0.0..=1.0).contains(&v);
         if !frac(self.labels.landmark_fraction) {
-            return bad("labels.landmark_fraction", format!("{} is not in [0, 1]", self.labels.landmark_fraction));
+            return bad(
+                "labels.landmark_fraction",
+                format!("{} is not in [0, 1]", self.labels.landmark_fraction),
+            );
         }
         if !frac(self.labels.attribute_fraction) {
-            return bad("labels.attribute_fraction", format!("{} is not in [0, 1]", self.labels.attribute_fraction));
+            return bad(
+                "labels.attribute_fraction",
+                format!("{} is not in [0, 1]", self.labels.attribute_fraction),
+            );
         }
         if self.schedule.batch_size == 0 {
             return bad("schedule.batch_size", "must be at least 1".into());
@@ -357,16 +367,29 @@ impl ExperimentConfig {
         if self.schedule.labelled_per_batch > self.schedule.batch_size {
             return bad(
                 "schedule.labelled_per_batch",
-                format!("{} exceeds batch_size {}", self.schedule.labelled_per_batch, self.schedule.batch_size),
+                format!(
+                    "{} exceeds batch_size {}",
+                    self.schedule.labelled_per_batch, self.schedule.batch_size
+                ),
             );
         }
         if !(self.schedule.adam.lr.is_finite() && self.schedule.adam.lr > 0.0) {
-            return bad("schedule.adam.lr", format!("{} is not a positive number", self.schedule.adam.lr));
+            return bad(
+                "schedule.adam.lr",
+                format!("{} is not a positive number", self.schedule.adam.lr),
+            );
         }
         if !(self.schedule.lr_decay.is_finite() && self.schedule.lr_decay > 0.0) {
-            return bad("schedule.lr_decay", format!("{} is not a positive number", self.schedule.lr_decay));
+            return bad(
+                "schedule.lr_decay",
+                format!("{} is not a positive number", self.schedule.lr_decay),
+            );
         }
-        for (field, v) in [("costs.lambda", self.costs.lambda), ("costs.alpha", self.costs.alpha), ("costs.gamma", self.costs.gamma)] {
+        for (field, v) in [
+            ("costs.lambda", self.costs.lambda),
+            ("costs.alpha", self.costs.alpha),
+            ("costs.gamma", self.costs.gamma),
+        ] {
             if !(v.is_finite() && v >= 0.0) {
                 return bad(field, format!("{v} is not a non-negative number"));
             }
@@ -393,7 +416,8 @@ mod tests {
 
     #[test]
     fn unknown_field_and_bad_ranges_are_named() {
-        let err = toml::from_str::<ExperimentConfig>("[labels]\nlandmark_fractoin = 0.1\n").unwrap_err();
+        let err =
+            toml::from_str::<ExperimentConfig>("[labels]\nlandmark_fractoin = 0.1\n").unwrap_err();
         assert!(err.to_string().contains("landmark_fractoin"), "{err}");
         let mut cfg = ExperimentConfig::default();
         cfg.labels.landmark_fraction = 1.5;

@@ -48,7 +48,12 @@ fn put(img: &mut RgbImage, x: i64, y: i64, c: Rgb<u8>) {
 fn clip(a: (f64, f64), b: (f64, f64), r: [f64; 4]) -> Option<((f64, f64), (f64, f64))> {
     let (dx, dy) = (b.0 - a.0, b.1 - a.1);
     let (mut t0, mut t1) = (0.0f64, 1.0f64);
-    for (p, q) in [(-dx, a.0 - r[0]), (dx, r[1] - a.0), (-dy, a.1 - r[2]), (dy, r[3] - a.1)] {
+    for (p, q) in [
+        (-dx, a.0 - r[0]),
+        (dx, r[1] - a.0),
+        (-dy, a.1 - r[2]),
+        (dy, r[3] - a.1),
+    ] {
         if p == 0.0 {
             if q < 0.0 {
                 return None;
@@ -62,7 +67,10 @@ fn clip(a: (f64, f64), b: (f64, f64), r: [f64; 4]) -> Option<((f64, f64), (f64, 
             }
         }
     }
-    (t0 <= t1).then(|| ((a.0 + t0 * dx, a.1 + t0 * dy), (a.0 + t1 * dx, a.1 + t1 * dy)))
+    (t0 <= t1).then_some((
+        (a.0 + t0 * dx, a.1 + t0 * dy),
+        (a.0 + t1 * dx, a.1 + t1 * dy),
+    ))
 }
 
 /// Draws a line segment between two points in image pixels (Bresenham, `thickness` pixels),
@@ -72,7 +80,12 @@ pub fn draw_line(img: &mut RgbImage, a: (f64, f64), b: (f64, f64), c: Rgb<u8>, t
         return;
     }
     let margin = thickness as f64 + 1.0;
-    let rect = [-margin, img.width() as f64 + margin, -margin, img.height() as f64 + margin];
+    let rect = [
+        -margin,
+        img.width() as f64 + margin,
+        -margin,
+        img.height() as f64 + margin,
+    ];
     let Some((a, b)) = clip(a, b, rect) else {
         return;
     };
@@ -209,7 +222,11 @@ pub fn plot_curves(curves: &[Vec<(f64, f64)>], x_max: f64) -> RgbImage {
     let (pw, ph) = (wd as i64 - left - right, ht as i64 - top - bottom);
     let black = Rgb([0, 0, 0]);
     let grid = Rgb([225, 225, 225]);
-    let x_max = if x_max.is_finite() && x_max > 0.0 { x_max } else { 1.0 };
+    let x_max = if x_max.is_finite() && x_max > 0.0 {
+        x_max
+    } else {
+        1.0
+    };
     let to_px = |e: f64, f: f64| {
         (
             left as f64 + (e / x_max).clamp(0.0, 1.0) * pw as f64,
@@ -221,7 +238,13 @@ pub fn plot_curves(curves: &[Vec<(f64, f64)>], x_max: f64) -> RgbImage {
         let (gx, _) = to_px(t * x_max, 0.0);
         draw_line(&mut img, (gx, top as f64), (gx, (top + ph) as f64), grid, 1);
         let (_, gy) = to_px(0.0, t);
-        draw_line(&mut img, (left as f64, gy), ((left + pw) as f64, gy), grid, 1);
+        draw_line(
+            &mut img,
+            (left as f64, gy),
+            ((left + pw) as f64, gy),
+            grid,
+            1,
+        );
         let label = format!("{}", (t * x_max * 1000.0).round() / 1000.0);
         draw_text(&mut img, gx as i64 - 6, top + ph + 8, &label, 2, black);
     }
@@ -229,7 +252,13 @@ pub fn plot_curves(curves: &[Vec<(f64, f64)>], x_max: f64) -> RgbImage {
         let (_, gy) = to_px(0.0, f);
         draw_text(&mut img, 8, gy as i64 - 5, label, 2, black);
     }
-    draw_line(&mut img, (left as f64, top as f64), (left as f64, (top + ph) as f64), black, 1);
+    draw_line(
+        &mut img,
+        (left as f64, top as f64),
+        (left as f64, (top + ph) as f64),
+        black,
+        1,
+    );
     draw_line(
         &mut img,
         (left as f64, (top + ph) as f64),

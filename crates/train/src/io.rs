@@ -8,7 +8,10 @@ use crate::error::{io_err, Result};
 
 /// The temporary path used while writing `path` (same folder, so the rename is atomic).
 pub fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".tmp{}", std::process::id()));
     path.with_file_name(name)
 }
@@ -54,7 +57,10 @@ mod tests {
         assert!(!temp_path(&p).exists());
         append_line(&dir.join("log.jsonl"), "{}").unwrap();
         append_line(&dir.join("log.jsonl"), "{}").unwrap();
-        assert_eq!(std::fs::read_to_string(dir.join("log.jsonl")).unwrap(), "{}\n{}\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("log.jsonl")).unwrap(),
+            "{}\n{}\n"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

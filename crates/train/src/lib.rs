@@ -32,4 +32,4 @@ pub use config::{
 pub use datasets::{build_splits, Splits};
 pub use error::{Error, Result};
 pub use report::{EpochRecord, Evaluation};
-pub use trainer::{predict, Outcome, Predictions, Trainer};
+pub use trainer::{predict, ClassPredictions, Outcome, Predictions, Trainer};

@@ -78,9 +78,12 @@ pub fn evaluate(p: &Predictions, eval: &EvalConfig) -> Result<Evaluation> {
     let summary = acc.summary()?;
     let errors = acc.per_image().to_vec();
     let mut accuracy = BTreeMap::new();
-    for (head, (pred, truth, has)) in &p.classes {
-        if has.iter().any(|&h| h) {
-            accuracy.insert(head.clone(), metrics::accuracy_masked(pred, truth, has)?);
+    for (head, c) in &p.classes {
+        if c.has_label.iter().any(|&h| h) {
+            accuracy.insert(
+                head.clone(),
+                metrics::accuracy_masked(&c.predicted, &c.truth, &c.has_label)?,
+            );
         }
     }
     Ok(Evaluation {
@@ -91,7 +94,11 @@ pub fn evaluate(p: &Predictions, eval: &EvalConfig) -> Result<Evaluation> {
             metrics::ErrorUnit::Pixels => "px".to_string(),
             _ => "fraction".to_string(),
         },
-        per_landmark: summary.per_landmark_mean.iter().map(|m| m.unwrap_or(f64::NAN)).collect(),
+        per_landmark: summary
+            .per_landmark_mean
+            .iter()
+            .map(|m| m.unwrap_or(f64::NAN))
+            .collect(),
         failure_rate: metrics::failure_rate(&errors, eval.threshold)?,
         auc: metrics::auc(&errors, eval.threshold)?,
         threshold: eval.threshold,
@@ -103,7 +110,10 @@ pub fn evaluate(p: &Predictions, eval: &EvalConfig) -> Result<Evaluation> {
 /// Appends one epoch to `log.jsonl` in the output folder.
 pub fn append_epoch(dir: &Path, record: &EpochRecord) -> Result<()> {
     let path = dir.join("log.jsonl");
-    let line = serde_json::to_string(record).map_err(|source| Error::Json { path: path.clone(), source })?;
+    let line = serde_json::to_string(record).map_err(|source| Error::Json {
+        path: path.clone(),
+        source,
+    })?;
     append_line(&path, &line)
 }
 
@@ -121,8 +131,14 @@ pub struct ReportInput<'a> {
 
 fn save_png(img: &image::RgbImage, path: &Path) -> Result<()> {
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .map_err(|source| Error::Image { path: path.to_path_buf(), source })?;
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(|source| Error::Image {
+        path: path.to_path_buf(),
+        source,
+    })?;
     write_atomic(path, &bytes)
 }
 
@@ -134,9 +150,16 @@ pub fn write_report(input: &ReportInput) -> Result<PathBuf> {
     let t = input.test;
     let curve = metrics::ced_curve(&t.per_image, t.threshold, 101)?;
     let pts: Vec<(f64, f64)> = curve.iter().map(|c| (c.error, c.fraction)).collect();
-    save_png(&draw::plot_curves(&[pts], t.threshold), &dir.join("ced.png"))?;
+    save_png(
+        &draw::plot_curves(&[pts], t.threshold),
+        &dir.join("ced.png"),
+    )?;
     let mut md = String::new();
-    let name = if input.cfg.name.is_empty() { "experiment" } else { &input.cfg.name };
+    let name = if input.cfg.name.is_empty() {
+        "experiment"
+    } else {
+        &input.cfg.name
+    };
     md.push_str(&format!("# {name}\n\n"));
     md.push_str(&format!(
         "Model `{}` ({}), costs {}, data `{}`; {} of {} training images with landmark labels, {} with attribute labels; seed {}.\n\n",
@@ -149,19 +172,46 @@ pub fn write_report(input: &ReportInput) -> Result<PathBuf> {
         input.labels.with_attributes,
         input.cfg.seed,
     ));
-    let unit = if t.unit == "px" { "px" } else { "% of the normaliser" };
+    let unit = if t.unit == "px" {
+        "px"
+    } else {
+        "% of the normaliser"
+    };
     let scale = if t.unit == "px" { 1.0 } else { 100.0 };
-    md.push_str(&format!("## Test split ({} images, best epoch {})\n\n", t.images, input.best_epoch));
+    md.push_str(&format!(
+        "## Test split ({} images, best epoch {})\n\n",
+        t.images, input.best_epoch
+    ));
     md.push_str("| metric | value |\n|---|---|\n");
-    md.push_str(&format!("| mean error ({unit}) | {:.3} |\n", t.mean_error * scale));
-    md.push_str(&format!("| median error ({unit}) | {:.3} |\n", t.median_error * scale));
-    md.push_str(&format!("| failure rate at {} | {:.2}% |\n", t.threshold * scale, t.failure_rate * 100.0));
-    md.push_str(&format!("| AUC up to {} | {:.4} |\n", t.threshold * scale, t.auc));
+    md.push_str(&format!(
+        "| mean error ({unit}) | {:.3} |\n",
+        t.mean_error * scale
+    ));
+    md.push_str(&format!(
+        "| median error ({unit}) | {:.3} |\n",
+        t.median_error * scale
+    ));
+    md.push_str(&format!(
+        "| failure rate at {} | {:.2}% |\n",
+        t.threshold * scale,
+        t.failure_rate * 100.0
+    ));
+    md.push_str(&format!(
+        "| AUC up to {} | {:.4} |\n",
+        t.threshold * scale,
+        t.auc
+    ));
     for (head, a) in &t.accuracy {
         md.push_str(&format!("| accuracy `{head}` | {:.2}% |\n", a * 100.0));
     }
     md.push_str("\nPer landmark mean error: ");
-    md.push_str(&t.per_landmark.iter().map(|e| format!("{:.3}", e * scale)).collect::<Vec<_>>().join(", "));
+    md.push_str(
+        &t.per_landmark
+            .iter()
+            .map(|e| format!("{:.3}", e * scale))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
     md.push_str("\n\n![cumulative error curve](ced.png)\n\nCumulative error curve: the fraction of test images (y) whose error is at most x.\n\n");
     md.push_str("## Training\n\n| epoch | lr | total cost | valid error | img/s | s |\n|---|---|---|---|---|---|\n");
     for r in input.history {
@@ -176,11 +226,19 @@ pub fn write_report(input: &ReportInput) -> Result<PathBuf> {
             r.seconds
         ));
     }
-    md.push_str("\n(* = best validation error so far.) Every epoch's terms are in `log.jsonl`.\n\n");
-    md.push_str("## Test predictions\n\nGround truth green, prediction red, a yellow line between.\n\n");
+    md.push_str(
+        "\n(* = best validation error so far.) Every epoch's terms are in `log.jsonl`.\n\n",
+    );
+    md.push_str(
+        "## Test predictions\n\nGround truth green, prediction red, a yellow line between.\n\n",
+    );
     let overlays_dir = dir.join("overlays");
     let mut n = 0;
-    for entry in std::fs::read_dir(&overlays_dir).into_iter().flatten().flatten() {
+    for entry in std::fs::read_dir(&overlays_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let p = entry.path();
         if p.extension().is_some_and(|e| e == "png") {
             n += 1;
@@ -207,7 +265,10 @@ pub fn write_overlays(
     if n == 0 {
         return Ok(());
     }
-    let loader = data::BatchLoader::new(std::sync::Arc::new(ds.clone()), data::LoaderConfig::new(n, *pre, 0))?;
+    let loader = data::BatchLoader::new(
+        std::sync::Arc::new(ds.clone()),
+        data::LoaderConfig::new(n, *pre, 0),
+    )?;
     let prepared = loader.prepare_indices(&p.indices[..n], 0)?;
     for (i, s) in prepared.iter().enumerate() {
         let gt: Vec<[f32; 2]> = p.truth[i]

@@ -122,7 +122,10 @@ impl Trainer {
         check_heads(&model_cfg, &splits.train, cfg.costs.attribute)?;
         let device = Device::Cpu;
         let varmap = VarMap::new();
-        let model = LandmarkModel::new(&model_cfg, VarBuilder::from_varmap(&varmap, DType::F32, &device))?;
+        let model = LandmarkModel::new(
+            &model_cfg,
+            VarBuilder::from_varmap(&varmap, DType::F32, &device),
+        )?;
         reinit_seeded(&varmap, derive_seed(cfg.seed, PURPOSE_INIT, 0, 0))?;
         let adam = Adam::new(&vars_of(&varmap)?, cfg.schedule.adam)?;
         let eval_pre = preprocess_for(&cfg, h);
@@ -205,12 +208,17 @@ impl Trainer {
     fn epoch_plan(&self, epoch: usize) -> Vec<Vec<usize>> {
         let train = &self.splits.train;
         let costs = &self.cfg.costs;
-        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(self.cfg.seed, PURPOSE_ORDER, epoch as u64, 0));
-        let mut labelled: Vec<usize> = (0..train.len()).filter(|&i| train.samples[i].has_landmarks).collect();
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(derive_seed(self.cfg.seed, PURPOSE_ORDER, epoch as u64, 0));
+        let mut labelled: Vec<usize> = (0..train.len())
+            .filter(|&i| train.samples[i].has_landmarks)
+            .collect();
         let pool: Vec<usize> = if costs.elt {
             (0..train.len()).collect()
         } else if costs.attribute {
-            (0..train.len()).filter(|&i| train.samples[i].has_attributes).collect()
+            (0..train.len())
+                .filter(|&i| train.samples[i].has_attributes)
+                .collect()
         } else {
             Vec::new()
         };
@@ -269,7 +277,9 @@ impl Trainer {
         let device = self.device.clone();
         std::thread::spawn(move || {
             for idx in plan {
-                let r = loader.batch(&idx, epoch as u64, &device).map_err(Error::from);
+                let r = loader
+                    .batch(&idx, epoch as u64, &device)
+                    .map_err(Error::from);
                 let failed = r.is_err();
                 if tx.send(r).is_err() || failed {
                     break;
@@ -282,7 +292,12 @@ impl Trainer {
     /// One optimisation step on `batch`; returns the weighted terms' values.
     fn step(&mut self, batch: &Batch, epoch: usize, step: usize) -> Result<BTreeMap<String, f64>> {
         let seed = self.cfg.seed;
-        models::seed_dropout(derive_seed(seed, PURPOSE_DROPOUT, epoch as u64, step as u64));
+        models::seed_dropout(derive_seed(
+            seed,
+            PURPOSE_DROPOUT,
+            epoch as u64,
+            step as u64,
+        ));
         let out = self.model.forward_t(&batch.images, true)?;
         let costs = &self.cfg.costs;
         let mut terms = losses::Terms::default();
@@ -293,7 +308,8 @@ impl Trainer {
                         field: "model".into(),
                         reason: "a softmax model returned no maps".into(),
                     })?;
-                    losses::heatmap_cross_entropy(maps, &batch.landmarks, &batch.landmark_mask)?.loss
+                    losses::heatmap_cross_entropy(maps, &batch.landmarks, &batch.landmark_mask)?
+                        .loss
                 }
                 LandmarkKind::SoftArgmax => {
                     losses::landmark_loss(&out.landmarks, &batch.landmarks, &batch.landmark_mask)?
@@ -331,7 +347,12 @@ impl Trainer {
                 EltOn::Unlabelled => (1.0 - &batch.has_landmarks)?,
             };
             if has_any(&mask)? {
-                let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, PURPOSE_ELT, epoch as u64, step as u64));
+                let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(
+                    seed,
+                    PURPOSE_ELT,
+                    epoch as u64,
+                    step as u64,
+                ));
                 let model = &self.model;
                 let locate = |x: &Tensor| -> candle_core::Result<Tensor> {
                     model
@@ -379,7 +400,8 @@ impl Trainer {
             let n_steps = plan.len();
             let n_images: usize = plan.iter().map(Vec::len).sum();
             let rx = self.prefetch(plan, epoch);
-            let mut progress = Progress::new(self.cfg.output.progress, epoch + 1, total_epochs, n_steps);
+            let mut progress =
+                Progress::new(self.cfg.output.progress, epoch + 1, total_epochs, n_steps);
             let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
             let mut images_done = 0usize;
             for step in 0..n_steps {
@@ -398,12 +420,18 @@ impl Trainer {
                 progress.update(step + 1, &values, rate);
             }
             let train_seconds = epoch_start.elapsed().as_secs_f64();
-            let valid = self.evaluate_split(&self.splits.valid.clone(), self.cfg.schedule.max_valid_images)?;
+            let valid = self.evaluate_split(
+                &self.splits.valid.clone(),
+                self.cfg.schedule.max_valid_images,
+            )?;
             progress.finish(&format!(
                 "valid error {:.4} {}",
                 valid.mean_error, valid.unit
             ));
-            let means: BTreeMap<String, f64> = sums.into_iter().map(|(k, (s, n))| (k, s / n.max(1) as f64)).collect();
+            let means: BTreeMap<String, f64> = sums
+                .into_iter()
+                .map(|(k, (s, n))| (k, s / n.max(1) as f64))
+                .collect();
             self.state.epoch += 1;
             let score = self.selection_score(&valid);
             let improved = score < self.state.best_valid;
@@ -431,10 +459,18 @@ impl Trainer {
             if patience > 0 && self.state.since_best >= patience {
                 self.state.stopped_early = true;
             }
-            self.adam.set_learning_rate(self.adam.learning_rate() * self.cfg.schedule.lr_decay);
+            self.adam
+                .set_learning_rate(self.adam.learning_rate() * self.cfg.schedule.lr_decay);
             self.state.lr = self.adam.learning_rate();
             self.state.seconds += epoch_start.elapsed().as_secs_f64();
-            checkpoint::save_training(&self.out_dir, &self.state, &self.model_cfg, &self.varmap, &self.adam, improved)?;
+            checkpoint::save_training(
+                &self.out_dir,
+                &self.state,
+                &self.model_cfg,
+                &self.varmap,
+                &self.adam,
+                improved,
+            )?;
         }
         self.finish(started)
     }
@@ -456,7 +492,13 @@ impl Trainer {
         let test_ds = self.splits.test.clone();
         let predictions = self.predict_split(&test_ds, 0)?;
         let test = report::evaluate(&predictions, &self.cfg.eval)?;
-        report::write_overlays(&self.out_dir, &test_ds, &self.eval_pre, &predictions, self.cfg.output.overlays)?;
+        report::write_overlays(
+            &self.out_dir,
+            &test_ds,
+            &self.eval_pre,
+            &predictions,
+            self.cfg.output.overlays,
+        )?;
         let seconds = started.elapsed().as_secs_f64();
         let report_path = report::write_report(&report::ReportInput {
             out_dir: &self.out_dir,
@@ -479,7 +521,14 @@ impl Trainer {
 
     /// Predictions of the current weights on (the first `max` images of) a split.
     pub fn predict_split(&self, ds: &Dataset, max: usize) -> Result<Predictions> {
-        predict(&self.model, ds, &self.eval_pre, self.cfg.schedule.batch_size.max(32), max, &self.device)
+        predict(
+            &self.model,
+            ds,
+            &self.eval_pre,
+            self.cfg.schedule.batch_size.max(32),
+            max,
+            &self.device,
+        )
     }
 
     /// Errors and attribute accuracies of the current weights on a split.
@@ -487,6 +536,15 @@ impl Trainer {
         let p = self.predict_split(ds, max)?;
         report::evaluate(&p, &self.cfg.eval)
     }
+}
+
+/// One class head's predictions over a split: predicted class, true class, and whether
+/// the image has that attribute at all.
+#[derive(Debug, Clone, Default)]
+pub struct ClassPredictions {
+    pub predicted: Vec<usize>,
+    pub truth: Vec<usize>,
+    pub has_label: Vec<bool>,
 }
 
 /// A split's predictions in crop pixels, with the ground truth.
@@ -500,8 +558,8 @@ pub struct Predictions {
     pub truth: Vec<Vec<[f64; 2]>>,
     /// Ground-truth visibility per image.
     pub visible: Vec<Vec<bool>>,
-    /// Class predictions and truth per head: (predicted, truth, has-label).
-    pub classes: BTreeMap<String, (Vec<usize>, Vec<usize>, Vec<bool>)>,
+    /// Class predictions and truth per head.
+    pub classes: BTreeMap<String, ClassPredictions>,
 }
 
 /// Runs `model` over a data set in batches (no augmentation, no dropout).
@@ -513,8 +571,15 @@ pub fn predict(
     max: usize,
     device: &Device,
 ) -> Result<Predictions> {
-    let n = if max == 0 { ds.len() } else { ds.len().min(max) };
-    let loader = BatchLoader::new(std::sync::Arc::new(ds.clone()), LoaderConfig::new(batch_size, *pre, 0))?;
+    let n = if max == 0 {
+        ds.len()
+    } else {
+        ds.len().min(max)
+    };
+    let loader = BatchLoader::new(
+        std::sync::Arc::new(ds.clone()),
+        LoaderConfig::new(batch_size, *pre, 0),
+    )?;
     let mut p = Predictions::default();
     let indices: Vec<usize> = (0..n).collect();
     for chunk in indices.chunks(batch_size.max(1)) {
@@ -525,15 +590,20 @@ pub fn predict(
         let vis = batch.visible.to_vec2::<f32>()?;
         for i in 0..chunk.len() {
             p.indices.push(chunk[i]);
-            p.landmarks.push(pred[i].iter().map(|q| [q[0] as f64, q[1] as f64]).collect());
-            p.truth.push(gt[i].iter().map(|q| [q[0] as f64, q[1] as f64]).collect());
+            p.landmarks
+                .push(pred[i].iter().map(|q| [q[0] as f64, q[1] as f64]).collect());
+            p.truth
+                .push(gt[i].iter().map(|q| [q[0] as f64, q[1] as f64]).collect());
             p.visible.push(vis[i].iter().map(|&v| v >= 0.5).collect());
         }
         for head in model.config().heads() {
             if !matches!(head.kind, HeadKind::Class { .. }) {
                 continue;
             }
-            let (Some(logits), Some((labels, _))) = (out.attributes.get(&head.name), batch.classes.get(&head.name)) else {
+            let (Some(logits), Some((labels, _))) = (
+                out.attributes.get(&head.name),
+                batch.classes.get(&head.name),
+            ) else {
                 continue;
             };
             let predicted = logits.argmax(1)?.to_vec1::<u32>()?;
@@ -543,9 +613,9 @@ pub fn predict(
                 // Evaluation uses the ground truth of every image, whatever the training
                 // flags say; a sample without this attribute has no label at all.
                 let has = ds.samples[chunk[i]].classes.contains_key(&head.name);
-                e.0.push(pr as usize);
-                e.1.push(tr as usize);
-                e.2.push(has);
+                e.predicted.push(pr as usize);
+                e.truth.push(tr as usize);
+                e.has_label.push(has);
             }
         }
     }
@@ -664,7 +734,10 @@ fn check_heads(model_cfg: &ModelConfig, train: &Dataset, attribute_cost: bool) -
                 _ => {
                     return Err(Error::InvalidSetting {
                         field: format!("model head `{}`", head.name),
-                        reason: format!("the data have no real attribute `{}` with {n} values", head.name),
+                        reason: format!(
+                            "the data have no real attribute `{}` with {n} values",
+                            head.name
+                        ),
                     })
                 }
             },

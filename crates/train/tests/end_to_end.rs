@@ -7,9 +7,11 @@ use landmark_ssl_models::{ConvSpec, HeadConfig, InputSize, ModelConfig, SeqMtCon
 use landmark_ssl_train::{Error, ExperimentConfig, Trainer};
 
 fn tiny_experiment(dir: &Path, epochs: usize) -> ExperimentConfig {
-    let mut cfg = ExperimentConfig::default();
-    cfg.name = "tiny".into();
-    cfg.seed = 7;
+    let mut cfg = ExperimentConfig {
+        name: "tiny".into(),
+        seed: 7,
+        ..Default::default()
+    };
     cfg.data.kind = "blocks".into();
     cfg.data.generated_sizes = [96, 24, 24];
     cfg.labels.landmark_fraction = 0.25;
@@ -39,7 +41,9 @@ fn fresh_dir(name: &str) -> PathBuf {
 
 /// The best checkpoint's tensors, by name, as flat f32 vectors.
 fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
-    let tensors = candle_core::safetensors::load(dir.join("best.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let tensors =
+        candle_core::safetensors::load(dir.join("best.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
     let mut out: Vec<(String, Vec<f32>)> = tensors
         .into_iter()
         .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
@@ -63,19 +67,32 @@ fn train_checkpoint_resume_and_report() {
     let out_b1 = Trainer::new(tiny_experiment(&b, 1)).unwrap().run().unwrap();
     assert_eq!(out_b1.epochs, 1);
     let mut resumed = Trainer::new(tiny_experiment(&b, 2)).unwrap();
-    assert_eq!(resumed.epochs_done(), 1, "the trainer must pick up the checkpoint");
+    assert_eq!(
+        resumed.epochs_done(),
+        1,
+        "the trainer must pick up the checkpoint"
+    );
     let out_b = resumed.run().unwrap();
     assert_eq!(out_b.epochs, 2);
     assert_eq!(out_b.best_epoch, out_a.best_epoch);
-    assert_eq!(out_b.test.per_image, out_a.test.per_image, "resume must equal the uninterrupted run");
-    assert!(weights(&a) == weights(&b), "resumed weights differ from the uninterrupted run's");
+    assert_eq!(
+        out_b.test.per_image, out_a.test.per_image,
+        "resume must equal the uninterrupted run"
+    );
+    assert!(
+        weights(&a) == weights(&b),
+        "resumed weights differ from the uninterrupted run's"
+    );
 
     // The log has one line per epoch; the report and its pictures exist.
     let log = std::fs::read_to_string(a.join("log.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 2);
     let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
     for term in ["landmark", "elt", "attribute:config", "total"] {
-        assert!(first["train"][term].as_f64().unwrap().is_finite(), "term {term} in {first}");
+        assert!(
+            first["train"][term].as_f64().unwrap().is_finite(),
+            "term {term} in {first}"
+        );
     }
     let report = std::fs::read_to_string(&out_a.report).unwrap();
     assert!(report.contains("mean error (px)"), "{report}");
@@ -98,14 +115,19 @@ fn non_finite_loss_names_the_term_and_step() {
     cfg.costs.lambda = 1e300; // overflows f32: the landmark term becomes infinite
     let err = Trainer::new(cfg).unwrap().run().unwrap_err();
     match &err {
-        Error::NonFinite { term, epoch, step, .. } => {
+        Error::NonFinite {
+            term, epoch, step, ..
+        } => {
             assert_eq!(term, "landmark");
             assert_eq!((*epoch, *step), (1, 1));
         }
         other => panic!("expected NonFinite, got {other}"),
     }
     assert!(err.to_string().contains("landmark"));
-    assert!(!d.join("state.json").exists(), "no checkpoint from a broken step");
+    assert!(
+        !d.join("state.json").exists(),
+        "no checkpoint from a broken step"
+    );
     let _ = std::fs::remove_dir_all(d);
 }
 

@@ -11,7 +11,8 @@
 //! access pattern with the output gradient as the other operand and reduces over p.
 //!
 //! The AVX-512 kernels are inline assembly (the crate's MSRV predates the AVX-512
-//! intrinsics); they run only when the CPU reports AVX-512F.
+//! intrinsics); they run only when the CPU reports AVX-512F and the build itself does not
+//! enable AVX-512 (their zmm16-31 are then free); otherwise the AVX2 intrinsics kernels run.
 
 use rayon::prelude::*;
 
