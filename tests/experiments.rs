@@ -38,7 +38,12 @@ fn blocks_experiment_builds_a_trainer() {
     cfg.data.generated_sizes = [200, 20, 20];
     cfg.output.dir = std::env::temp_dir().join(format!("lssl-exp-{}", std::process::id()));
     let trainer = Trainer::new(cfg).unwrap();
-    assert_eq!(trainer.splits().labels.with_landmarks, 10); // 5% of 200
+    let labels = &trainer.splits().labels;
+    assert_eq!(labels.with_landmarks, 10); // 5% of 200
+    assert_eq!(labels.balanced_by.as_deref(), Some("config"));
+    let per_class = &labels.landmarks_per_class;
+    assert_eq!(per_class.len(), 15);
+    assert!(per_class.iter().all(|&c| c <= 1), "balanced: {per_class:?}");
 }
 
 #[test]

@@ -24,8 +24,11 @@
 //! down convs 5x5 at 80x80 and 3x3 below (1x1 at AFLW's 1x1 level), one conv per level down,
 //! two 3x3 convs per level up, a 1x1 linear output conv.
 //!
-//! Coordinates reach the heads in raw pixels (`coord_scale = pixels`, the torch reference);
-//! set `coord_scale = unit` for [-1, 1] scaling. Comm-MT regresses in `unit` scale.
+//! Coordinates reach the heads scaled to [-1, 1] (`coord_scale = unit`). The torch reference
+//! feeds raw pixels (`coord_scale = pixels`; the same work, so throughput figures compare);
+//! with raw pixels the heads' first logits are large (cross-entropy ~23 on Blocks at
+//! initialisation) and their gradient can switch off the landmark maps' last ReLU, after
+//! which the maps never recover. Comm-MT regresses in `unit` scale too.
 
 use crate::config::{
     CommMtConfig, ConvSpec, CoordScale, HeadConfig, HeatmapMtConfig, InputSize, LandmarkKind,
@@ -129,7 +132,7 @@ fn seq_mt(d: DataSpec) -> ModelConfig {
         num_landmarks: d.k,
         beta: d.beta,
         convs: d.convs,
-        coord_scale: CoordScale::Pixels,
+        coord_scale: CoordScale::Unit,
         heads: d.heads,
     })
 }
@@ -226,7 +229,7 @@ fn rcn(data: &str, kind: LandmarkKind) -> Option<ModelConfig> {
         output_kernel: 1,
         landmark_kind: kind,
         readout: Readout::HardArgmax,
-        coord_scale: CoordScale::Pixels,
+        coord_scale: CoordScale::Unit,
         heads,
     }))
 }
@@ -251,7 +254,7 @@ pub fn preset(name: &str) -> Result<ModelConfig> {
             num_landmarks: 68,
             beta: 0.01,
             convs: [repeat(7, ConvSpec::new(9, 32)), vec![ConvSpec::new(9, 68)]].concat(),
-            coord_scale: CoordScale::Pixels,
+            coord_scale: CoordScale::Unit,
             heads: vec![],
         })),
         "seqmt" => data_spec(data).map(seq_mt),

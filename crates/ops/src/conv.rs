@@ -589,6 +589,7 @@ fn conv_forward<T: WithDType>(
     (0..batch * nb)
         .into_par_iter()
         .for_each_init(Bufs::<T>::new, |bufs, task| {
+            let _ftz = crate::denormal::FlushDenormals::new();
             let (img, bi) = (task / nb, task % nb);
             let y0 = bi * g.band;
             let rows = g.band.min(g.ho - y0);
@@ -660,6 +661,7 @@ fn conv_backward_weight<T: WithDType>(
         .fold(
             || (Bufs::<T>::new(), vec![zero; acc_len]),
             |(mut bufs, mut acc), task| {
+                let _ftz = crate::denormal::FlushDenormals::new();
                 let (img, bi) = (task / nb, task % nb);
                 let y0 = bi * g.band;
                 let rows = g.band.min(g.ho - y0);

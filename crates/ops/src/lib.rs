@@ -25,6 +25,7 @@
 pub mod affine;
 pub mod conv;
 pub mod coords;
+mod denormal;
 pub mod error;
 pub mod heatmap;
 pub mod soft_argmax;

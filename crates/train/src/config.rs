@@ -181,6 +181,12 @@ pub struct CostConfig {
     pub attribute_weights: std::collections::BTreeMap<String, f64>,
     /// ELT transform ranges.
     pub elt_transform: landmark_ssl_losses::EltConfig,
+    /// Epochs trained with the landmark cost alone before A and ELT join (0 = from the
+    /// start). A soft-argmax network starts from nearly uniform maps, whose points sit near
+    /// the image centre; only labelled points pull the maps off that plateau, and the
+    /// unlabelled costs can hold them there (a constant point is almost equivariant and
+    /// tells the classifier nothing). The paper does not say how it started training.
+    pub warmup_epochs: usize,
 }
 
 impl Default for CostConfig {
@@ -195,11 +201,22 @@ impl Default for CostConfig {
             gamma: 0.0,
             attribute_weights: Default::default(),
             elt_transform: Default::default(),
+            warmup_epochs: 0,
         }
     }
 }
 
 impl CostConfig {
+    /// The costs in force during `epoch` (0-based): during the warm-up only L.
+    pub fn active(&self, epoch: usize) -> CostConfig {
+        let mut c = self.clone();
+        if self.landmark && epoch < self.warmup_epochs {
+            c.attribute = false;
+            c.elt = false;
+        }
+        c
+    }
+
     /// The short name of the enabled costs, as the paper's tables write them
     /// (`L`, `L+A`, `L+ELT`, `L+ELT+A`).
     pub fn label(&self) -> String {
@@ -423,6 +440,20 @@ mod tests {
         cfg.labels.landmark_fraction = 1.5;
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("labels.landmark_fraction"), "{err}");
+    }
+
+    #[test]
+    fn warmup_keeps_only_the_landmark_cost() {
+        let mut c = CostConfig {
+            warmup_epochs: 2,
+            ..Default::default()
+        };
+        assert_eq!(c.active(0).label(), "L");
+        assert_eq!(c.active(1).label(), "L");
+        assert_eq!(c.active(2).label(), "L+ELT+A");
+        // Without the landmark cost there is nothing to warm up with.
+        c.set_from_label("A").unwrap();
+        assert_eq!(c.active(0).label(), "A");
     }
 
     #[test]

@@ -34,12 +34,19 @@ pub fn build_splits(cfg: &ExperimentConfig) -> Result<Splits> {
         }
         _ => load_real(cfg)?,
     };
+    // Balanced over the named class attribute, else over the data's first one (the paper
+    // balances the labelled Blocks images over the 15 configurations).
+    let balance_by = cfg
+        .data
+        .balance_by
+        .clone()
+        .or_else(|| train.meta.classes.keys().next().cloned());
     let labels = data::semi_supervised_by(
         &mut train,
         cfg.labels.landmark_fraction,
         cfg.labels.attribute_fraction,
         cfg.seed,
-        cfg.data.balance_by.as_deref(),
+        balance_by.as_deref(),
     )?;
     Ok(Splits {
         train: Arc::new(train),

@@ -207,7 +207,7 @@ impl Trainer {
     /// The index lists of every step of `epoch` (see the module docs).
     fn epoch_plan(&self, epoch: usize) -> Vec<Vec<usize>> {
         let train = &self.splits.train;
-        let costs = &self.cfg.costs;
+        let costs = &self.cfg.costs.active(epoch);
         let mut rng =
             ChaCha8Rng::seed_from_u64(derive_seed(self.cfg.seed, PURPOSE_ORDER, epoch as u64, 0));
         let mut labelled: Vec<usize> = (0..train.len())
@@ -299,7 +299,7 @@ impl Trainer {
             step as u64,
         ));
         let out = self.model.forward_t(&batch.images, true)?;
-        let costs = &self.cfg.costs;
+        let costs = &self.cfg.costs.active(epoch);
         let mut terms = losses::Terms::default();
         if costs.landmark && has_any(&batch.landmark_mask)? {
             terms.landmark = Some(match self.model.landmark_kind() {
@@ -341,7 +341,7 @@ impl Trainer {
                 }
             }
         }
-        if let Some(elt) = &self.elt {
+        if let Some(elt) = self.elt.as_ref().filter(|_| costs.elt) {
             let mask = match costs.elt_on {
                 EltOn::All => batch.has_landmarks.ones_like()?,
                 EltOn::Unlabelled => (1.0 - &batch.has_landmarks)?,

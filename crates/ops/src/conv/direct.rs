@@ -240,6 +240,7 @@ pub(super) fn forward(
     (0..batch * nb).into_par_iter().for_each_init(
         || (Vec::new(), Vec::new()),
         |(buf, cbuf), task| {
+            let _ftz = crate::denormal::FlushDenormals::new();
             let (img, band) = (task / nb, task % nb);
             let (t0, t1) = (band * ntiles / nb, (band + 1) * ntiles / nb);
             let r = img * in_len..(img + 1) * in_len;
@@ -347,6 +348,7 @@ pub(super) fn backward_weight(
         .fold(
             || (Vec::new(), Vec::new(), vec![0f32; acc_len]),
             |(mut xp, mut gp, mut acc), task| {
+                let _ftz = crate::denormal::FlushDenormals::new();
                 let (img, band) = (task / nb, task % nb);
                 let (c0, c1) = (band * nchunks / nb, (band + 1) * nchunks / nb);
                 build_planes(

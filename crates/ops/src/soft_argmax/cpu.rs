@@ -479,6 +479,7 @@ fn forward_isa<F: Float>(isa: Isa, data: &[F], h: usize, w: usize, beta: f64) ->
         .zip(data.par_chunks_exact(n))
         .with_min_len(min_len(n))
         .for_each(|(o, map)| {
+            let _ftz = crate::denormal::FlushDenormals::new();
             let r = match isa {
                 // SAFETY: the CPU feature was detected at run time by `detect_isa`.
                 #[cfg(target_arch = "x86_64")]
@@ -530,6 +531,7 @@ fn backward_isa<F: Float>(
         .zip(grads.par_chunks_exact(4))
         .with_min_len(min_len(n))
         .for_each(|(((o, map), st), gr)| {
+            let _ftz = crate::denormal::FlushDenormals::new();
             let st = [
                 st[0].to_f64(),
                 st[1].to_f64(),
