@@ -202,7 +202,13 @@ fn main() -> Result<()> {
                     s.with_attributes
                 );
                 let outcome = trainer.run()?;
-                let acc = outcome.test.accuracy.get("config").copied();
+                // The classifier is trained only with the A cost; without it its accuracy
+                // means nothing and is not reported.
+                let acc = if cfg.costs.attribute {
+                    outcome.test.accuracy.get("config").copied()
+                } else {
+                    None
+                };
                 println!(
                     "test error {:.2} px (paper {}), class accuracy {}, best epoch {}/{}, {:.0} s; report {}",
                     outcome.test.mean_error,

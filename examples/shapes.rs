@@ -27,6 +27,9 @@ struct Args {
     /// Training images (validation and test: half as many each).
     #[arg(long, default_value_t = 3200)]
     train_images: usize,
+    /// Soft-argmax multiplier beta (default: the preset's).
+    #[arg(long)]
+    beta: Option<f64>,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -52,6 +55,13 @@ fn main() -> Result<()> {
     let eval_n = (args.train_images / 2).max(1);
     cfg.data.generated_sizes = [args.train_images, eval_n, eval_n];
     cfg.model.preset = "seqmt-shapes".into();
+    if let Some(beta) = args.beta {
+        let mut m = landmark_ssl::models::preset("seqmt-shapes")?;
+        if let landmark_ssl::models::ModelConfig::SeqMt(c) = &mut m {
+            c.beta = beta;
+        }
+        cfg.model.config = Some(m);
+    }
     cfg.costs.set_from_label("A")?;
     cfg.costs.lambda = 0.0;
     cfg.costs.alpha = 0.0;

@@ -15,9 +15,10 @@ fn main() -> anyhow::Result<()> {
     let sigma = 2.0;
     let beta = 1.0;
     let points = Tensor::new(&[[truth]], &Device::Cpu)?; // (1, 1, 2)
-    let heat = render_gaussian_heatmaps(&points, h, w, sigma, false)?; // (1, 1, H, W)
-                                                                       // Soft-argmax of beta * log(heat map): softmax gives back the (normalised) Gaussian,
-                                                                       // whose mean is the rendered point.
+                                                         // (1, 1, H, W) heat map with its peak (1) at the point.
+    let heat = render_gaussian_heatmaps(&points, h, w, sigma, false)?;
+    // Soft-argmax of beta * log(heat map): softmax gives back the (normalised) Gaussian,
+    // whose mean is the rendered point.
     let logits = heat.log()?.maximum(-1e4f32)?;
     let located = soft_argmax(&logits, beta)?.to_vec3::<f32>()?[0][0].clone();
     let detailed = soft_argmax_detailed(&logits, beta)?;

@@ -25,3 +25,8 @@ pub use landmark_ssl_metrics as metrics;
 pub use landmark_ssl_models as models;
 pub use landmark_ssl_ops as ops;
 pub use landmark_ssl_train as train;
+
+/// The README's code samples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
