@@ -14,8 +14,9 @@ fn main() -> anyhow::Result<()> {
     let truth = [23.37f32, 40.81];
     let sigma = 2.0;
     let beta = 1.0;
-    let points = Tensor::new(&[[truth]], &Device::Cpu)?; // (1, 1, 2)
-                                                         // (1, 1, H, W) heat map with its peak (1) at the point.
+    // (1, 1, 2) points.
+    let points = Tensor::new(&[[truth]], &Device::Cpu)?;
+    // (1, 1, H, W) heat map with its peak (1) at the point.
     let heat = render_gaussian_heatmaps(&points, h, w, sigma, false)?;
     // Soft-argmax of beta * log(heat map): softmax gives back the (normalised) Gaussian,
     // whose mean is the rendered point.
