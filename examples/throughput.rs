@@ -1,6 +1,8 @@
-//! Training and inference throughput of a Seq-MT preset on random data, the same work as
-//! `/work/shared/reference/torch_reference.py <preset>` (one Adam step, lr 1e-3, on a batch of
-//! random images: landmark MSE plus the cross-entropy of every attribute head).
+//! Training and inference throughput of any preset of the model zoo on random data. For the
+//! Seq-MT presets it is the same work as `../shared/reference/torch_reference.py <preset>`,
+//! for `rcnplus-300w` that of `benches/reference/torch_rcnplus.py`: one Adam step (lr 1e-3)
+//! on a batch of random images, landmark MSE (the per-pixel cross-entropy for softmax models)
+//! plus the cross-entropy of every class head (L1 for real-valued heads).
 //!
 //! ```text
 //! cargo run --release --example throughput -- --preset seqmt-blocks --batch 32 --steps 5
@@ -15,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Optimizer, VarBuilder, VarMap};
 use clap::Parser;
-use landmark_ssl::models::{preset, LandmarkModel};
+use landmark_ssl::models::{preset, HeadKind, LandmarkKind, LandmarkModel};
 use rand::{Rng, SeedableRng};
 
 #[derive(Parser, Debug)]
@@ -65,13 +67,27 @@ fn main() -> Result<()> {
         .map(|_| rng.random::<f32>() * (h.min(w) as f32 - 1.0))
         .collect();
     let gt = Tensor::from_vec(gt, (b, k, 2), &dev)?;
+    let ones = Tensor::ones((b, k), DType::F32, &dev)?;
     // One label vector per attribute head, sized from a forward pass.
     let out = model.forward_t(&images, false)?;
+    // Class heads get random labels (cross-entropy), real heads random targets (L1).
     let mut labels = Vec::new();
-    for (name, logits) in &out.attributes {
+    for head in cfg.heads() {
+        let Some(logits) = out.attributes.get(&head.name) else {
+            continue;
+        };
         let n = logits.dim(1)?;
-        let l: Vec<u32> = (0..b).map(|_| rng.random_range(0..n as u32)).collect();
-        labels.push((name.clone(), Tensor::from_vec(l, b, &dev)?));
+        let target = match head.kind {
+            HeadKind::Class { .. } => {
+                let l: Vec<u32> = (0..b).map(|_| rng.random_range(0..n as u32)).collect();
+                Tensor::from_vec(l, b, &dev)?
+            }
+            HeadKind::Real { .. } => {
+                let v: Vec<f32> = (0..b * n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+                Tensor::from_vec(v, (b, n), &dev)?
+            }
+        };
+        labels.push((head.name.clone(), target));
     }
     let mut opt = candle_nn::AdamW::new(
         vm.all_vars(),
@@ -92,10 +108,22 @@ fn main() -> Result<()> {
     let mut step = || -> Result<f64> {
         let t = Instant::now();
         let out = model.forward_t(&images, true)?;
-        let mut loss = candle_nn::loss::mse(&out.landmarks, &gt)?;
+        // Soft-argmax models (and Comm-MT) train a distance on the points; softmax models
+        // (RCN, Heatmap-MT) the per-pixel cross-entropy on their maps.
+        let mut loss = match (model.landmark_kind(), &out.maps) {
+            (LandmarkKind::Softmax, Some(maps)) => {
+                landmark_ssl::losses::heatmap_cross_entropy(maps, &gt, &ones)?.loss
+            }
+            _ => candle_nn::loss::mse(&out.landmarks, &gt)?,
+        };
         for (name, y) in &labels {
-            let logits = &out.attributes[name];
-            loss = (loss + candle_nn::loss::cross_entropy(logits, y)?)?;
+            let pred = &out.attributes[name];
+            let term = if y.dtype() == DType::U32 {
+                candle_nn::loss::cross_entropy(pred, y)?
+            } else {
+                (pred - y)?.abs()?.mean_all()?
+            };
+            loss = (loss + term)?;
         }
         opt.backward_step(&loss)?;
         Ok(t.elapsed().as_secs_f64())
