@@ -501,21 +501,6 @@ fn occlude(pixels: &mut [f32], s: usize, occ: &Occlusion, rng: &mut dyn rand::Rn
     }
 }
 
-/// Per-image normalisation in place: `(x - mean) / std`, only centring when std < 1e-6.
-pub fn normalize(pixels: &mut [f32]) {
-    if pixels.is_empty() {
-        return;
-    }
-    let n = pixels.len() as f64;
-    let mean = pixels.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let var = pixels
-        .iter()
-        .map(|&v| (v as f64 - mean).powi(2))
-        .sum::<f64>()
-        / n;
-    let std = var.sqrt();
-    let inv = if std > 1e-6 { 1.0 / std } else { 1.0 };
-    for v in pixels {
-        *v = ((*v as f64 - mean) * inv) as f32;
-    }
-}
+/// Per-image normalisation in place: `(x - mean) / std`, only centring when std < 1e-6
+/// (the ops crate's [`landmark_ssl_ops::normalize_image`], shared by training and inference).
+pub use landmark_ssl_ops::normalize_image as normalize;

@@ -28,6 +28,7 @@ pub mod coords;
 mod denormal;
 pub mod error;
 pub mod heatmap;
+pub mod normalize;
 pub mod soft_argmax;
 
 pub use affine::{
@@ -39,4 +40,5 @@ pub use error::{Error, Result};
 pub use heatmap::{
     hard_argmax_subpixel, hard_argmax_subpixel_with, render_gaussian_heatmaps, SubpixelRefinement,
 };
+pub use normalize::normalize_image;
 pub use soft_argmax::{soft_argmax, soft_argmax_composite, soft_argmax_detailed, SoftArgmaxOutput};
