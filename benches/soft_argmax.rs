@@ -1,7 +1,9 @@
 //! Soft-argmax: fused CPU kernel against the composite candle path, forward alone and
 //! forward + backward, at the map shapes of the paper's models, in GB/s of maps read.
 //! `read_bandwidth` sums the same bytes with all cores: the machine's memory read
-//! bandwidth, the ceiling for the forward pass.
+//! bandwidth, the ceiling for the forward pass. `candle_grad_accumulate` is the part of
+//! every backward pass that candle's autograd does itself (a zero tensor plus the op's
+//! gradient), whichever op produced the gradient.
 //!
 //! Run: `cargo bench --bench soft_argmax -- --warm-up-time 1 --measurement-time 3`.
 
@@ -67,6 +69,11 @@ fn bench(c: &mut Criterion) {
                     .unwrap();
                 black_box(loss.backward().unwrap())
             })
+        });
+        // What candle's autograd adds for any op on these maps: the backward pass gives
+        // each gradient to candle, which adds it to a fresh zero tensor of the maps' size.
+        g.bench_function(BenchmarkId::new("candle_grad_accumulate", &id), |bch| {
+            bch.iter(|| black_box(maps.zeros_like().unwrap().add(&maps).unwrap()))
         });
         g.bench_function(BenchmarkId::new("composite_fwd_bwd", &id), |bch| {
             bch.iter(|| {

@@ -579,7 +579,7 @@ fn conv_forward<T: WithDType>(
     relu: bool,
 ) -> Vec<T> {
     let zero = T::from_f64(0.0);
-    let mut y = vec![zero; batch * g.out_len()];
+    let mut y = crate::buffer::zeroed(batch * g.out_len(), zero);
     if y.is_empty() {
         return y;
     }

@@ -23,6 +23,7 @@
 //! copy to the CPU and back.
 
 pub mod affine;
+mod buffer;
 pub mod conv;
 pub mod coords;
 mod denormal;
