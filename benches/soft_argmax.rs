@@ -1,6 +1,6 @@
 //! Soft-argmax: fused CPU kernel against the composite candle path, forward alone and
 //! forward + backward, at the map shapes of the paper's models, in GB/s of maps read.
-//! `read_bandwidth` sums the same bytes with all cores: the machine's memory read
+//! `read_bandwidth` sums the same bytes with all cores (rayon): the machine's memory read
 //! bandwidth, the ceiling for the forward pass. `candle_grad_accumulate` is the part of
 //! every backward pass that candle's autograd does itself (a zero tensor plus the op's
 //! gradient), whichever op produced the gradient.
@@ -10,34 +10,28 @@
 use candle_core::{DType, Device, Tensor, Var};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use landmark_ssl::ops::{soft_argmax, soft_argmax_composite};
+use rayon::prelude::*;
 use std::hint::black_box;
 
 const SHAPES: [(usize, usize, usize, usize); 3] =
     [(32, 68, 64, 64), (32, 5, 60, 60), (64, 19, 80, 80)];
 const BETA: f64 = 1.0;
 
-/// A plain parallel sum over `v` (one thread per core, 8 independent accumulators).
+/// A plain parallel sum over `v` on rayon's pool (the one the kernels use, already
+/// started), 16 independent lanes per task: the machine's read bandwidth.
 fn parallel_sum(v: &[f32]) -> f32 {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = v.len().div_ceil(threads).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = v
-            .chunks(chunk)
-            .map(|c| {
-                s.spawn(move || {
-                    let mut acc = [0f32; 16];
-                    let mut it = c.chunks_exact(16);
-                    for x in &mut it {
-                        for l in 0..16 {
-                            acc[l] += x[l];
-                        }
-                    }
-                    acc.iter().sum::<f32>() + it.remainder().iter().sum::<f32>()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or(0.0)).sum()
-    })
+    v.par_chunks(1 << 14)
+        .map(|c| {
+            let mut acc = [0f32; 16];
+            let mut it = c.chunks_exact(16);
+            for x in &mut it {
+                for l in 0..16 {
+                    acc[l] += x[l];
+                }
+            }
+            acc.iter().sum::<f32>() + it.remainder().iter().sum::<f32>()
+        })
+        .sum()
 }
 
 fn bench(c: &mut Criterion) {

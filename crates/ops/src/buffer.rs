@@ -1,5 +1,5 @@
-//! Zeroed output buffers for the CPU kernels, with a transparent-huge-page hint for large
-//! ones.
+//! Output buffers for the CPU kernels, zeroed or to be overwritten, with a
+//! transparent-huge-page hint for large ones.
 //!
 //! A kernel output of tens of MB (a soft-argmax map gradient, a convolution's activations)
 //! is usually a fresh allocation: glibc maps blocks above 32 MB anew on every call, so each
@@ -23,17 +23,31 @@ pub(crate) fn zeroed<T: Clone>(n: usize, zero: T) -> Vec<T> {
     v
 }
 
-#[cfg(target_os = "linux")]
+/// An empty vector with room for `n` values, for a kernel that writes every one of them
+/// through `spare_capacity_mut()` and then sets the length: no memset first, which matters
+/// when the allocator hands back memory it already had (it must then zero it for a
+/// `calloc`). Large buffers get the same huge-page hint as [`zeroed`].
+pub(crate) fn for_overwrite<T>(n: usize) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    let spare = v.spare_capacity_mut();
+    advise_huge_pages_raw(spare.as_ptr() as usize, std::mem::size_of_val(spare));
+    v
+}
+
 fn advise_huge_pages<T>(v: &[T]) {
+    advise_huge_pages_raw(v.as_ptr() as usize, std::mem::size_of_val(v));
+}
+
+#[cfg(target_os = "linux")]
+fn advise_huge_pages_raw(addr: usize, bytes: usize) {
     const HUGE: usize = 2 << 20;
-    let bytes = std::mem::size_of_val(v);
     if bytes < HUGE_PAGE_MIN_BYTES {
         return;
     }
-    let start = (v.as_ptr() as usize).next_multiple_of(HUGE);
-    let end = (v.as_ptr() as usize + bytes) / HUGE * HUGE;
+    let start = addr.next_multiple_of(HUGE);
+    let end = (addr + bytes) / HUGE * HUGE;
     if end > start {
-        // SAFETY: [start, end) lies inside `v`'s allocation, which this function does not
+        // SAFETY: [start, end) lies inside the caller's allocation, which this function does not
         // free or resize; MADV_HUGEPAGE only changes how the kernel backs the pages, never
         // their contents. A failure (THP compiled out) is harmless, so the result is ignored.
         unsafe {
@@ -43,7 +57,7 @@ fn advise_huge_pages<T>(v: &[T]) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn advise_huge_pages<T>(_v: &[T]) {}
+fn advise_huge_pages_raw(_addr: usize, _bytes: usize) {}
 
 #[cfg(test)]
 mod tests {
@@ -58,5 +72,19 @@ mod tests {
         }
         let v: Vec<f64> = zeroed(HUGE_PAGE_MIN_BYTES / 8 + 3, 0.0);
         assert!(v.iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn buffers_for_overwrite_have_room_and_no_length() {
+        for n in [0usize, 7, HUGE_PAGE_MIN_BYTES / 4 + 5] {
+            let mut v: Vec<f32> = for_overwrite(n);
+            assert!(v.is_empty() && v.capacity() >= n);
+            for (i, s) in v.spare_capacity_mut()[..n].iter_mut().enumerate() {
+                s.write(i as f32);
+            }
+            // SAFETY: the loop above wrote the first n slots.
+            unsafe { v.set_len(n) };
+            assert!(v.iter().enumerate().all(|(i, &x)| x == i as f32));
+        }
     }
 }

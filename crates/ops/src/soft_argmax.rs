@@ -14,7 +14,7 @@
 //! calls it a temperature, but it multiplies the logits).
 //!
 //! Three entry points:
-//! - [`soft_argmax()`]: the point; a fused kernel (one sweep per map, analytic backward,
+//! - [`soft_argmax()`]: the point; a fused kernel (one read of each map, analytic backward,
 //!   parallel over B*K) on CPU (and on CUDA with the `cuda` feature),
 //!   [`soft_argmax_composite`] on other devices ([`has_fused_kernel`] tells which).
 //! - [`soft_argmax_composite`]: the same from candle ops (the reference and the fallback).
@@ -27,6 +27,8 @@
 //! a GPU by their author: `tests/soft_argmax.rs` compares them with the composite path when
 //! a CUDA device is present. Other devices (Metal) use the composite path.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
@@ -239,10 +241,11 @@ pub fn has_fused_kernel(device: &candle_core::Device) -> bool {
 /// y the row index, pixel centres at 0..W-1 and 0..H-1. `maps` is f32 or f64 on any
 /// device; the result has the same dtype and device. Differentiable with respect to `maps`.
 ///
-/// On CPU this runs a fused kernel: one pass per map (max, exponentials and the three
-/// sums together, accumulated in f64 per block), parallel over B*K with rayon, with an
-/// analytic backward `dL/dmap = beta * p * ((x - mx) * gx + (y - my) * gy)` that is itself
-/// one fused pass. It is stable for |beta * map| up to at least 1e4 (the maximum is
+/// On CPU this runs a fused kernel: per map, one read from memory for the maximum, then
+/// the exponentials and the three sums with the map in cache (accumulated in f64 per
+/// block), parallel over B*K with rayon, with an analytic backward
+/// `dL/dmap = beta * p * ((x - mx) * gx + (y - my) * gy)` that is itself one fused pass
+/// (AVX-512 intrinsics kernels for f32 where the CPU has AVX-512). It is stable for |beta * map| up to at least 1e4 (the maximum is
 /// subtracted first). With the `cuda` feature, CUDA tensors run the same algorithm as CUDA
 /// kernels (see the module doc); other devices use [`soft_argmax_composite`].
 ///
