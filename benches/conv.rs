@@ -14,6 +14,9 @@
 //! at 60x60, Seq-MT Multi-PIE 9x9 64->64 at 64x64, RCN 3x3 64->64 at 80x80, all SAME
 //! padding, stride 1, bias and ReLU fused (ours) or composed (candle).
 
+#[path = "../examples/support/jemalloc.rs"]
+mod jemalloc;
+
 use std::time::Duration;
 
 use candle_core::{DType, Device, Tensor, Var};

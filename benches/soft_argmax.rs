@@ -5,7 +5,13 @@
 //! every backward pass that candle's autograd does itself (a zero tensor plus the op's
 //! gradient), whichever op produced the gradient.
 //!
+//! It runs on the examples' allocator (jemalloc, see `examples/support/jemalloc.rs`);
+//! `--features system-allocator` runs it on the system's.
+//!
 //! Run: `cargo bench --bench soft_argmax -- --warm-up-time 1 --measurement-time 3`.
+
+#[path = "../examples/support/jemalloc.rs"]
+mod jemalloc;
 
 use candle_core::{DType, Device, Tensor, Var};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};

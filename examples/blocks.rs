@@ -21,6 +21,9 @@
 //! `--seeds 5`; `--json results.json` writes every run. Each run's checkpoints, log and
 //! Markdown report (overlays, cumulative error curve) go to `runs/blocks/<run>/`.
 
+#[path = "support/jemalloc.rs"]
+mod jemalloc;
+
 use std::path::PathBuf;
 use std::time::Instant;
 

@@ -16,6 +16,9 @@
 //! crops the training pipeline sees (`--size`, `--rotate` to try the jitter), with numbered
 //! landmarks (green: visible, red: outside the crop or not annotated).
 
+#[path = "support/jemalloc.rs"]
+mod jemalloc;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

@@ -12,6 +12,9 @@
 //! image (`{"image": .., "points": [[x, y], ...], "attributes": {..}}`); CSV prints
 //! `image,k,x,y`. `--out` writes overlays (predictions in red) as PNG.
 
+#[path = "support/jemalloc.rs"]
+mod jemalloc;
+
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};

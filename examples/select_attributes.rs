@@ -35,6 +35,9 @@
 //! Generates `--num` Blocks images (`landmark_ssl::data::blocks::generate`) and ranks their
 //! attributes (the 15-class configuration).
 
+#[path = "support/jemalloc.rs"]
+mod jemalloc;
+
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};

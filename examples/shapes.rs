@@ -13,6 +13,9 @@
 //! shape it lands nearer on average over the test set). `--json <file>` writes
 //! `{"test_accuracy": .., "landmark_to_shape_px": [triangle, square], ...}`.
 
+#[path = "support/jemalloc.rs"]
+mod jemalloc;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};

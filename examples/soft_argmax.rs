@@ -6,6 +6,9 @@
 //!
 //! Run: `cargo run --release --example soft_argmax`.
 
+#[path = "support/jemalloc.rs"]
+mod jemalloc;
+
 use candle_core::{Device, Tensor};
 use landmark_ssl::ops::{render_gaussian_heatmaps, soft_argmax, soft_argmax_detailed};
 

@@ -11,6 +11,9 @@
 //! Prints `params=N`, `train_images_per_sec=X` and `infer_images_per_sec=Y` last (medians
 //! over `--steps` steps, after one warm-up step).
 
+#[path = "support/jemalloc.rs"]
+mod jemalloc;
+
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -141,6 +144,7 @@ fn main() -> Result<()> {
     infer()?;
     let inf: Vec<f64> = (0..args.steps).map(|_| infer()).collect::<Result<_>>()?;
 
+    println!("allocator={}", jemalloc::name());
     println!("params={params}");
     println!("train_images_per_sec={:.2}", b as f64 / median(train));
     println!("infer_images_per_sec={:.2}", b as f64 / median(inf));

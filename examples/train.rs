@@ -10,6 +10,9 @@
 //! for 300W, AFLW, MTFL and HGR1 layouts are in `examples/experiments/`. A run interrupted
 //! (Ctrl-C, a crash) resumes from its last epoch when started again with the same file.
 
+#[path = "support/jemalloc.rs"]
+mod jemalloc;
+
 use std::path::PathBuf;
 
 use anyhow::Result;
