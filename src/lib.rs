@@ -18,6 +18,12 @@
 //! Points are (x, y) in pixels: x is the column, y the row, 0-based, with the origin at the
 //! centre of the top-left pixel (pixel centres at integers). Images are (B, C, H, W) f32,
 //! landmarks (B, K, 2). Affine matrices (B, 2, 3) map source pixels to destination pixels.
+//!
+//! ## Speed
+//! A library leaves the allocator to the program. A program that trains on large maps runs
+//! faster on one that keeps freed large blocks mapped: the examples use jemalloc, set as in
+//! `examples/support/jemalloc.rs` (copy it into your binary and add `tikv-jemallocator`);
+//! the README's "Performance" section has the measured difference.
 
 pub use landmark_ssl_data as data;
 pub use landmark_ssl_losses as losses;
