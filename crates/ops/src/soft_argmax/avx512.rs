@@ -1,15 +1,17 @@
 //! AVX-512 kernels of the f32 soft-argmax, one map at a time, written with intrinsics.
 //!
 //! They compute what `cpu::fwd_map_impl` and `cpu::bwd_map_impl` compute (same statistics,
-//! same polynomial), with two instructions that the portable code cannot reach:
-//! `vrndscaleps` rounds t to an integer n and `vscalefps` multiplies the polynomial by 2^n,
-//! so each exponential costs 10 vector instructions instead of 15, and a masked load covers
-//! the last partial vector of a map. The forward pass also keeps two sets of accumulators,
-//! so that no add waits on the previous one.
+//! same polynomial), with instructions that the portable code cannot reach: `vreduceps`
+//! splits t into its fraction f = t - round(t) in one step and `vscalefps` multiplies the
+//! polynomial by 2^(t - f), so each exponential costs 9 vector instructions instead of 13,
+//! and a masked load covers the last partial vector of a map. The forward pass also keeps
+//! two sets of accumulators, so that no add waits on the previous one. Measured on one
+//! thread with a 64x64 map in L1: 4.6-4.8 ns per 16 values forward and backward, against
+//! 5.0-5.2 ns with `vrndscaleps`, a clamp and a subtraction in place of `vreduceps`.
 //!
-//! Every function here needs AVX-512F, which the caller has detected at run time, and a
-//! compiler from Rust 1.89 on (when the AVX-512 intrinsics became stable); `cpu` falls
-//! back to its portable kernels otherwise.
+//! Every function here needs AVX-512F and AVX-512DQ, which the caller has detected at run
+//! time, and a compiler from Rust 1.89 on (when the AVX-512 intrinsics became stable);
+//! `cpu` falls back to its portable kernels otherwise.
 
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
@@ -24,16 +26,15 @@ fn lanes(n: usize) -> __mmask16 {
     ((1u32 << n) - 1) as __mmask16
 }
 
-/// 2^t lane by lane for t <= 0: t clamped below at -126 (NaN kept), n = round(t),
-/// 2^(t - n) by the degree-6 polynomial of `cpu::fast_exp2_f32`, scaled by 2^n.
+/// 2^t lane by lane for t <= 0: f = t - round(t) by `vreduceps`, n = t - f, 2^f by the
+/// degree-6 polynomial of `cpu::fast_exp2_f32`, scaled by 2^n with `vscalefps` (which
+/// gives 0 far below -126, and for t = -inf, where f is 0). NaN propagates.
 #[rustversion::since(1.89)]
 #[inline]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512dq")]
 fn exp2(t: __m512) -> __m512 {
-    // max(-126, t) returns t when t is NaN (the second operand), so NaN propagates.
-    let t = _mm512_max_ps(_mm512_set1_ps(-126.0), t);
-    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(t);
-    let f = _mm512_sub_ps(t, n);
+    let f = _mm512_reduce_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(t);
+    let n = _mm512_sub_ps(t, f);
     let mut p = _mm512_set1_ps(1.546_144_5e-4);
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.340_042_8e-3));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618_057e-3));
@@ -48,9 +49,9 @@ fn exp2(t: __m512) -> __m512 {
 /// `xs` and `ys` hold the centred coordinates of every pixel (same length as `map`).
 ///
 /// # Safety
-/// The CPU must support AVX-512F; `xs` and `ys` must be at least as long as `map`.
+/// The CPU must support AVX-512F and DQ; `xs` and `ys` must be at least as long as `map`.
 #[rustversion::since(1.89)]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512dq")]
 pub(super) unsafe fn fwd_map(
     map: &[f32],
     xs: &[f32],
@@ -152,10 +153,11 @@ pub(super) unsafe fn fwd_map(
 /// out = beta p ((x - mx) gx + (y - my) gy), p = exp(beta (v - max) - ln S).
 ///
 /// # Safety
-/// The CPU must support AVX-512F; `xs`, `ys` and `out` must be at least as long as `map`.
+/// The CPU must support AVX-512F and DQ; `xs`, `ys` and `out` must be at least as long as
+/// `map`.
 #[allow(clippy::too_many_arguments)]
 #[rustversion::since(1.89)]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512dq")]
 pub(super) unsafe fn bwd_map(
     map: &[f32],
     xs: &[f32],

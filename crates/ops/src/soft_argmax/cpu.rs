@@ -90,11 +90,16 @@ impl Float for f32 {
     }
 }
 
-/// The intrinsics kernels (their intrinsics are stable since Rust 1.89).
+/// The intrinsics kernels where the CPU also has AVX-512DQ (their intrinsics are stable
+/// since Rust 1.89), else the portable code compiled for AVX-512.
 #[cfg(target_arch = "x86_64")]
 #[rustversion::since(1.89)]
 fn f32_avx512_kernels() -> (FwdFn<f32>, BwdFn<f32>) {
-    (super::avx512::fwd_map, super::avx512::bwd_map)
+    if std::arch::is_x86_feature_detected!("avx512dq") {
+        (super::avx512::fwd_map, super::avx512::bwd_map)
+    } else {
+        (fwd_map_avx512::<f32>, bwd_map_avx512::<f32>)
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
