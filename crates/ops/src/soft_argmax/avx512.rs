@@ -118,8 +118,8 @@ pub(super) unsafe fn fwd_map(
             } else {
                 lanes(end - i)
             };
-            // Masked-off lanes load LOWEST: their exponential is 2^-126, and it is masked
-            // out of the sums below.
+            // Masked-off lanes load LOWEST: their exponential is 0 (t is -inf), and it is
+            // masked out of the sums below anyway.
             let x = _mm512_mask_loadu_ps(low, k, v.add(i));
             let e = _mm512_maskz_mov_ps(k, exp2(_mm512_fmadd_ps(x, blv, neg_mb)));
             s0 = _mm512_add_ps(s0, e);
