@@ -16,8 +16,9 @@
 //!
 //! f32 maps use a polynomial `exp2` (relative error ~1e-7) that compiles to SIMD code; f64
 //! maps use `f64::exp2`. On x86-64 the per-map loops are compiled three times (AVX-512,
-//! AVX2+FMA, baseline) and picked at run time; on AVX-512 CPUs f32 maps run the intrinsics
-//! kernels of [`super::avx512`] instead, which compute the same thing in fewer instructions.
+//! AVX2+FMA, baseline) and picked at run time; on AVX-512F+DQ CPUs f32 maps run the
+//! intrinsics kernels of [`super::avx512`] instead, which compute the same thing in fewer
+//! instructions.
 //!
 //! The backward pass writes its (B, K, H, W) output without zeroing it first: every value
 //! is written once by the kernel, and a 35 MB gradient no longer pays for a memset.
