@@ -409,6 +409,8 @@ impl Trainer {
                     field: "data".into(),
                     reason: "the batch producer stopped early".into(),
                 })??;
+                let ramp = self.cfg.lr_rampup_factor(epoch, step, n_steps);
+                self.adam.set_learning_rate(self.state.lr * ramp);
                 let values = self.step(&batch, epoch, step)?;
                 for (k, v) in &values {
                     let e = sums.entry(k.clone()).or_insert((0.0, 0));
@@ -459,9 +461,8 @@ impl Trainer {
             if patience > 0 && self.state.since_best >= patience {
                 self.state.stopped_early = true;
             }
-            self.adam
-                .set_learning_rate(self.adam.learning_rate() * self.cfg.schedule.lr_decay);
-            self.state.lr = self.adam.learning_rate();
+            self.state.lr *= self.cfg.schedule.lr_decay;
+            self.adam.set_learning_rate(self.state.lr);
             self.state.seconds += epoch_start.elapsed().as_secs_f64();
             checkpoint::save_training(
                 &self.out_dir,

@@ -141,3 +141,43 @@ fn resuming_into_another_experiment_is_refused() {
     assert!(err.contains("different experiment"), "{err}");
     std::fs::remove_dir_all(d).unwrap();
 }
+
+#[test]
+fn learning_rate_ramps_up_when_the_unlabelled_costs_join_and_resumes_mid_ramp() {
+    let ramped = |dir: &Path, epochs: usize| {
+        let mut cfg = tiny_experiment(dir, epochs);
+        cfg.costs.warmup_epochs = 1;
+        cfg.schedule.lr_rampup_epochs = 2;
+        cfg.schedule.lr_decay = 0.5;
+        cfg
+    };
+    let a = fresh_dir("ramp-a");
+    Trainer::new(ramped(&a, 4)).unwrap().run().unwrap();
+    let log = std::fs::read_to_string(a.join("log.jsonl")).unwrap();
+    let lrs: Vec<f64> = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["lr"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    // The rate of each epoch's last step: 3 steps per epoch, a ramp of 6 steps from the
+    // start of epoch 2, and the schedule halving the rate after every epoch.
+    let want = [1e-3, 0.5e-3 * 3.0 / 6.0, 0.25e-3, 0.125e-3];
+    assert_eq!(lrs.len(), 4);
+    for (got, want) in lrs.iter().zip(want) {
+        assert!((got - want).abs() < 1e-12, "{lrs:?} against {want:?}");
+    }
+    // Interrupted inside the ramp and resumed: the same run.
+    let b = fresh_dir("ramp-b");
+    Trainer::new(ramped(&b, 2)).unwrap().run().unwrap();
+    Trainer::new(ramped(&b, 4)).unwrap().run().unwrap();
+    assert!(
+        weights(&a) == weights(&b),
+        "resumed weights differ from the uninterrupted run's"
+    );
+    for d in [a, b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
