@@ -289,10 +289,10 @@ pub struct ScheduleConfig {
     /// scheduled rate when the unlabelled costs join, at the end of `costs.warmup_epochs`
     /// (0 = no ramp; without a warm-up the ramp starts at the first step, an ordinary
     /// learning-rate warm-up). Adam's moments at the join still have the landmark cost's
-    /// scale, so its first steps on the new costs are full-size whatever their weights
-    /// (ramping the weights instead does nothing for Adam). Measured on Seq-MT Blocks at 5%
-    /// labels, 2 epochs: seed 0 no longer fell back onto the plateau (4.00 px, not 4.88), seed 2
-    /// still did, seed 1 was unharmed (README, "The main example").
+    /// scale, and Adam's steps are near full size whatever the new costs' weights (ramping
+    /// those weights instead did not help, measured). Measured on Seq-MT Blocks at 5%
+    /// labels with 2 epochs: seed 0 no longer fell back onto the plateau (4.00 px, not
+    /// 4.88), seed 2 still did, seed 1 was unharmed (README, "The main example").
     pub lr_rampup_epochs: usize,
     /// Cap on the steps of an epoch (0 = no cap), for quick runs and tests.
     pub max_steps_per_epoch: usize,
