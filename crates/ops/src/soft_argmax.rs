@@ -246,8 +246,9 @@ pub fn has_fused_kernel(device: &candle_core::Device) -> bool {
 /// block), parallel over B*K with rayon, with an analytic backward
 /// `dL/dmap = beta * p * ((x - mx) * gx + (y - my) * gy)` that is itself one fused pass
 /// (AVX-512 intrinsics kernels for f32 where the CPU has AVX-512F and DQ). It is stable
-/// for |beta * map| up to at least 1e4 (the maximum is subtracted first). With the `cuda` feature, CUDA tensors run the same algorithm as CUDA
-/// kernels (see the module doc); other devices use [`soft_argmax_composite`].
+/// for |beta * map| up to at least 1e4 (the maximum is subtracted first). With the `cuda`
+/// feature, CUDA tensors run the same algorithm as CUDA kernels (see the module doc);
+/// other devices use [`soft_argmax_composite`].
 ///
 /// Errors (never panics): `maps` not of rank 4, K, H or W zero, a dtype other than f32/f64,
 /// `beta` not finite or not > 0.

@@ -210,11 +210,21 @@ impl CostConfig {
     /// The costs in force during `epoch` (0-based): during the warm-up only L.
     pub fn active(&self, epoch: usize) -> CostConfig {
         let mut c = self.clone();
-        if self.landmark && epoch < self.warmup_epochs {
+        if epoch < self.join_epoch() {
             c.attribute = false;
             c.elt = false;
         }
         c
+    }
+
+    /// The first epoch (0-based) of A and ELT: `warmup_epochs` with the landmark cost, else
+    /// 0 (without it there is nothing to warm up with).
+    pub fn join_epoch(&self) -> usize {
+        if self.landmark {
+            self.warmup_epochs
+        } else {
+            0
+        }
     }
 
     /// The short name of the enabled costs, as the paper's tables write them
@@ -343,14 +353,10 @@ impl ExperimentConfig {
     /// 0-based), from [`ScheduleConfig::lr_rampup_epochs`]: 1 before the unlabelled costs
     /// join and after the ramp; in between `(steps done since the join) / (ramp steps)`,
     /// from `1 / (lr_rampup_epochs * steps)` on the first step to 1 on the ramp's last. The
-    /// ramp starts at `costs.warmup_epochs` when the landmark cost is on, else at epoch 0.
+    /// ramp starts at [`CostConfig::join_epoch`].
     pub fn lr_rampup_factor(&self, epoch: usize, step: usize, steps: usize) -> f64 {
         let ramp = self.schedule.lr_rampup_epochs;
-        let start = if self.costs.landmark {
-            self.costs.warmup_epochs
-        } else {
-            0
-        };
+        let start = self.costs.join_epoch();
         if ramp == 0 || steps == 0 || epoch < start {
             return 1.0;
         }
