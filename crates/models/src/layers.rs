@@ -60,8 +60,10 @@ pub fn max_pool2x2(x: &Tensor) -> Result<Tensor> {
 /// x2 nearest-neighbour upsampling, (B, C, H, W) -> (B, C, 2H, 2W), built from candle ops
 /// whose gradient accumulates correctly: reshape to (B, C, H, 1, W, 1), broadcast to
 /// (B, C, H, 2, W, 2), reshape. Its backward sums each 2x2 block of the output gradient and
-/// *adds* it to the input's gradient (candle's `upsample_nearest2d` backward overwrites the
-/// input's accumulated gradient instead, which is wrong when the input has other consumers).
+/// *adds* it to the input's gradient (stock candle 0.11's `upsample_nearest2d` backward
+/// overwrites the input's accumulated gradient instead, which is wrong when the input has
+/// other consumers; the workspace's patched candle-core fixes that, but crates that use
+/// this one may build on stock candle).
 pub fn upsample_nearest2x(x: &Tensor) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
     Ok(x.reshape((b, c, h, 1, w, 1))?
