@@ -28,10 +28,10 @@ use std::mem::MaybeUninit;
 use std::ops::{Add, AddAssign, Mul, Sub};
 
 /// The forward of one map (see [`fwd_map_impl`] for the arguments).
-type FwdFn<F> = unsafe fn(&[F], &[F], &[F], F, f64, f64) -> [f64; 4];
+type FwdFn<F> = unsafe fn(&[F], usize, &[F], &[F], F, f64, f64) -> [f64; 4];
 /// The backward of one map (see [`bwd_map_impl`] for the arguments).
 type BwdFn<F> =
-    unsafe fn(&[F], &[F], &[F], f64, [f64; 4], [f64; 2], f64, f64, &mut [MaybeUninit<F>]);
+    unsafe fn(&[F], usize, &[F], &[F], f64, [f64; 4], [f64; 2], f64, f64, &mut [MaybeUninit<F>]);
 
 /// SIMD lanes of the accumulators.
 const LANES: usize = 16;
@@ -237,7 +237,8 @@ fn lane_max<F: Float>(acc: &mut [F; LANES], c: &[F; LANES]) {
     }
 }
 
-/// Forward of one map: returns [mx, my, max, ln S] in f64.
+/// Forward of one map of width `_w` (unused here; the AVX-512 kernels walk its rows):
+/// returns [mx, my, max, ln S] in f64.
 ///
 /// Two passes. The first finds the map's maximum m (16 lanes of vector maxima: the map's
 /// one read from memory). The second sums e = 2^(v bl - m bl) (bl = beta log2 e; one
@@ -249,6 +250,7 @@ fn lane_max<F: Float>(acc: &mut [F; LANES], c: &[F; LANES]) {
 #[inline(always)]
 fn fwd_map_impl<F: Float, const FMA: bool>(
     map: &[F],
+    _w: usize,
     xs: &[F],
     ys: &[F],
     beta: F,
@@ -325,12 +327,14 @@ fn fwd_map_impl<F: Float, const FMA: bool>(
     ]
 }
 
-/// Backward of one map: out = beta * p * ((x - mx) gx + (y - my) gy), with
+/// Backward of one map of width `_w` (unused here, as in [`fwd_map_impl`]):
+/// out = beta * p * ((x - mx) gx + (y - my) gy), with
 /// p = exp(beta (v - max) - ln S) recomputed from the forward's statistics.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn bwd_map_impl<F: Float, const FMA: bool>(
     map: &[F],
+    _w: usize,
     xs: &[F],
     ys: &[F],
     beta: f64,
@@ -412,13 +416,14 @@ fn has_avx512() -> bool {
 #[rustversion::before(1.89)]
 unsafe fn fwd_map_avx512<F: Float>(
     map: &[F],
+    w: usize,
     xs: &[F],
     ys: &[F],
     beta: F,
     cx: f64,
     cy: f64,
 ) -> [f64; 4] {
-    fwd_map_avx2(map, xs, ys, beta, cx, cy)
+    fwd_map_avx2(map, w, xs, ys, beta, cx, cy)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -426,6 +431,7 @@ unsafe fn fwd_map_avx512<F: Float>(
 #[rustversion::before(1.89)]
 unsafe fn bwd_map_avx512<F: Float>(
     map: &[F],
+    w: usize,
     xs: &[F],
     ys: &[F],
     beta: f64,
@@ -435,7 +441,7 @@ unsafe fn bwd_map_avx512<F: Float>(
     cy: f64,
     out: &mut [MaybeUninit<F>],
 ) {
-    bwd_map_avx2(map, xs, ys, beta, stats, g, cx, cy, out)
+    bwd_map_avx2(map, w, xs, ys, beta, stats, g, cx, cy, out)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -443,26 +449,28 @@ unsafe fn bwd_map_avx512<F: Float>(
 #[target_feature(enable = "avx512f")]
 unsafe fn fwd_map_avx512<F: Float>(
     map: &[F],
+    w: usize,
     xs: &[F],
     ys: &[F],
     beta: F,
     cx: f64,
     cy: f64,
 ) -> [f64; 4] {
-    fwd_map_impl::<F, true>(map, xs, ys, beta, cx, cy)
+    fwd_map_impl::<F, true>(map, w, xs, ys, beta, cx, cy)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn fwd_map_avx2<F: Float>(
     map: &[F],
+    w: usize,
     xs: &[F],
     ys: &[F],
     beta: F,
     cx: f64,
     cy: f64,
 ) -> [f64; 4] {
-    fwd_map_impl::<F, true>(map, xs, ys, beta, cx, cy)
+    fwd_map_impl::<F, true>(map, w, xs, ys, beta, cx, cy)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -471,6 +479,7 @@ unsafe fn fwd_map_avx2<F: Float>(
 #[target_feature(enable = "avx512f")]
 unsafe fn bwd_map_avx512<F: Float>(
     map: &[F],
+    w: usize,
     xs: &[F],
     ys: &[F],
     beta: f64,
@@ -480,7 +489,7 @@ unsafe fn bwd_map_avx512<F: Float>(
     cy: f64,
     out: &mut [MaybeUninit<F>],
 ) {
-    bwd_map_impl::<F, true>(map, xs, ys, beta, stats, g, cx, cy, out)
+    bwd_map_impl::<F, true>(map, w, xs, ys, beta, stats, g, cx, cy, out)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -488,6 +497,7 @@ unsafe fn bwd_map_avx512<F: Float>(
 #[target_feature(enable = "avx2,fma")]
 unsafe fn bwd_map_avx2<F: Float>(
     map: &[F],
+    w: usize,
     xs: &[F],
     ys: &[F],
     beta: f64,
@@ -497,7 +507,7 @@ unsafe fn bwd_map_avx2<F: Float>(
     cy: f64,
     out: &mut [MaybeUninit<F>],
 ) {
-    bwd_map_impl::<F, true>(map, xs, ys, beta, stats, g, cx, cy, out)
+    bwd_map_impl::<F, true>(map, w, xs, ys, beta, stats, g, cx, cy, out)
 }
 
 /// The forward and backward kernels of one map for `isa`.
@@ -539,7 +549,7 @@ fn forward_isa<F: Float>(isa: Isa, data: &[F], h: usize, w: usize, beta: f64) ->
             let _ftz = crate::denormal::FlushDenormals::new();
             // SAFETY: `kernels` picked a kernel whose CPU features `detect_isa` found at
             // run time; `xs` and `ys` hold one value per pixel of `map`.
-            let r = unsafe { fwd(map, &xs, &ys, bf, cx, cy) };
+            let r = unsafe { fwd(map, w, &xs, &ys, bf, cx, cy) };
             for (d, s) in o.iter_mut().zip(r) {
                 *d = F::from_f64(s);
             }
@@ -593,7 +603,7 @@ fn backward_isa<F: Float>(
             ];
             let g = [gr[0].to_f64(), gr[1].to_f64()];
             // SAFETY: as in `forward_isa`; `o` has one slot per pixel of `map`.
-            unsafe { bwd(map, &xs, &ys, beta, st, g, cx, cy, o) };
+            unsafe { bwd(map, w, &xs, &ys, beta, st, g, cx, cy, o) };
         });
     // SAFETY: the chunks above cover the first `data.len()` slots exactly (`data.len()` is
     // a multiple of `n`), and every kernel writes each slot of its chunk.
@@ -642,8 +652,26 @@ mod tests {
     }
 
     fn check_isas<F: Float>(tol: f64) {
-        // Sizes around the SIMD width and the block size, several maps.
-        for &(h, w) in &[(1, 1), (3, 5), (4, 4), (7, 9), (17, 19), (16, 32)] {
+        // Sizes around the SIMD width and the block size, several maps; widths of whole
+        // vectors (16 to 128) take the AVX-512 row kernel, 144 does not, and 17 rows of 48
+        // or 80 span two flushes of its f32 sums.
+        let sizes = [
+            (1, 1),
+            (3, 5),
+            (4, 4),
+            (7, 9),
+            (17, 19),
+            (16, 32),
+            (1, 16),
+            (17, 48),
+            (5, 64),
+            (17, 80),
+            (2, 96),
+            (3, 112),
+            (2, 128),
+            (2, 144),
+        ];
+        for &(h, w) in &sizes {
             let n_maps = 3;
             let data: Vec<F> = (0..n_maps * h * w)
                 .map(|i| F::from_f64(((i * 37 % 11) as f64) * 0.3 - (i % 5) as f64 * 0.1))
