@@ -1,9 +1,10 @@
 //! Soft-argmax: fused CPU kernel against the composite candle path, forward alone and
 //! forward + backward, at the map shapes of the paper's models, in GB/s of maps read.
 //! `read_bandwidth` sums the same bytes with all cores (rayon): the machine's memory read
-//! bandwidth, the ceiling for the forward pass. `candle_grad_accumulate` is the part of
-//! every backward pass that candle's autograd does itself (a zero tensor plus the op's
-//! gradient), whichever op produced the gradient.
+//! bandwidth, the ceiling for the forward pass. `candle_grad_accumulate` is what stock
+//! candle 0.11's autograd adds to every backward pass, whichever op produced the gradient:
+//! a zero tensor plus the op's gradient. The workspace's patched candle-core
+//! (vendor/README.md) no longer does it; the figure shows what that saves.
 //!
 //! It runs on the examples' allocator (jemalloc, see `examples/support/jemalloc.rs`);
 //! `--features system-allocator` runs it on the system's.
@@ -70,8 +71,8 @@ fn bench(c: &mut Criterion) {
                 black_box(loss.backward().unwrap())
             })
         });
-        // What candle's autograd adds for any op on these maps: the backward pass gives
-        // each gradient to candle, which adds it to a fresh zero tensor of the maps' size.
+        // What stock candle 0.11's autograd adds for any op on these maps: it adds each
+        // gradient to a fresh zero tensor of the maps' size (the patched one stores it).
         g.bench_function(BenchmarkId::new("candle_grad_accumulate", &id), |bch| {
             bch.iter(|| black_box(maps.zeros_like().unwrap().add(&maps).unwrap()))
         });
