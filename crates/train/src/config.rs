@@ -301,8 +301,9 @@ pub struct ScheduleConfig {
     /// learning-rate warm-up). Adam's moments at the join still have the landmark cost's
     /// scale, and Adam's steps are near full size whatever the new costs' weights (ramping
     /// those weights instead did not help, measured). Measured on Seq-MT Blocks at 5%
-    /// labels with 2 epochs: seed 0 no longer fell back onto the plateau (4.00 px, not
-    /// 4.88), seed 2 still did, seed 1 was unharmed (README, "The main example").
+    /// labels with 2 epochs, on 41f121f's build: seed 0 no longer fell back onto the
+    /// plateau (4.00 px, not 4.88), seed 2 still did, seed 1 was unharmed (README, "The
+    /// main example").
     pub lr_rampup_epochs: usize,
     /// Cap on the steps of an epoch (0 = no cap), for quick runs and tests.
     pub max_steps_per_epoch: usize,
