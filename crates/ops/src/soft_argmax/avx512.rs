@@ -179,6 +179,14 @@ fn sum_f64(acc: [__m512d; 2]) -> f64 {
     _mm512_reduce_add_pd(_mm512_add_pd(acc[0], acc[1]))
 }
 
+/// [`sum_f64`] of each of the three accumulators S, S (x - cx), S (y - cy).
+#[rustversion::since(1.89)]
+#[inline]
+#[target_feature(enable = "avx512f,avx512dq")]
+fn sum_f64x3(acc: [[__m512d; 2]; 3]) -> [f64; 3] {
+    [sum_f64(acc[0]), sum_f64(acc[1]), sum_f64(acc[2])]
+}
+
 /// [mx, my, max, ln S] from the map's maximum `m`, `mb` = m bl rounded to f32 (the common
 /// offset of every exponent) and the f64 sums S, S (x - cx), S (y - cy).
 fn fwd_stats(m: f32, bl: f32, mb: f32, sums: [f64; 3], cx: f64, cy: f64) -> [f64; 4] {
@@ -263,14 +271,7 @@ unsafe fn fwd_map_rows<const NV: usize>(
         x64 = add_f64(x64, cxs);
         y64 = add_f64(y64, yacc);
     }
-    fwd_stats(
-        m,
-        bl,
-        mb,
-        [sum_f64(s64), sum_f64(x64), sum_f64(y64)],
-        cx,
-        cy,
-    )
+    fwd_stats(m, bl, mb, sum_f64x3([s64, x64, y64]), cx, cy)
 }
 
 /// Adds the values `v[i..min(i + 16, end)]` (one vector, masked) to the sums
@@ -413,14 +414,7 @@ unsafe fn fwd_map_period<const P: usize>(
         x64 = add_f64(x64, t[1]);
         y64 = add_f64(y64, t[2]);
     }
-    fwd_stats(
-        m,
-        bl,
-        mb,
-        [sum_f64(s64), sum_f64(x64), sum_f64(y64)],
-        cx,
-        cy,
-    )
+    fwd_stats(m, bl, mb, sum_f64x3([s64, x64, y64]), cx, cy)
 }
 
 /// [`fwd_map`] for any map: the sums S, S (x - cx), S (y - cy) in f32 lanes per block of
