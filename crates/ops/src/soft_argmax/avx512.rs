@@ -134,7 +134,9 @@ fn gcd16(w: usize) -> usize {
     1 << w.trailing_zeros().min(4)
 }
 
-/// The maximum of a non-empty map (two accumulators; the tail is masked in as LOWEST).
+/// The maximum of a non-empty map. Eight accumulators: `vmaxps` has a latency of 4 cycles
+/// and two ports, so fewer leave this read-only pass latency-bound (two measured 2.2
+/// cycles per vector on 60x60 maps in L2, eight 1.4). The tail is masked in as LOWEST.
 #[rustversion::since(1.89)]
 #[inline]
 #[target_feature(enable = "avx512f,avx512dq")]
@@ -142,21 +144,26 @@ unsafe fn map_max(map: &[f32]) -> f32 {
     let n = map.len();
     let v = map.as_ptr();
     let low = _mm512_set1_ps(f32::MIN);
-    let (mut m0, mut m1) = (low, low);
+    let mut m = [low; 8];
     let mut i = 0;
-    while i + 32 <= n {
-        m0 = _mm512_max_ps(m0, _mm512_loadu_ps(v.add(i)));
-        m1 = _mm512_max_ps(m1, _mm512_loadu_ps(v.add(i + 16)));
-        i += 32;
+    while i + 128 <= n {
+        for (j, mj) in m.iter_mut().enumerate() {
+            *mj = _mm512_max_ps(*mj, _mm512_loadu_ps(v.add(i + 16 * j)));
+        }
+        i += 128;
     }
+    let mut j = 0;
     while i + 16 <= n {
-        m0 = _mm512_max_ps(m0, _mm512_loadu_ps(v.add(i)));
+        m[j] = _mm512_max_ps(m[j], _mm512_loadu_ps(v.add(i)));
         i += 16;
+        j += 1;
     }
     if i < n {
-        m1 = _mm512_max_ps(m1, _mm512_mask_loadu_ps(low, lanes(n - i), v.add(i)));
+        m[7] = _mm512_max_ps(m[7], _mm512_mask_loadu_ps(low, lanes(n - i), v.add(i)));
     }
-    _mm512_reduce_max_ps(_mm512_max_ps(m0, m1))
+    let a = _mm512_max_ps(_mm512_max_ps(m[0], m[1]), _mm512_max_ps(m[2], m[3]));
+    let b = _mm512_max_ps(_mm512_max_ps(m[4], m[5]), _mm512_max_ps(m[6], m[7]));
+    _mm512_reduce_max_ps(_mm512_max_ps(a, b))
 }
 
 /// `acc + v` in f64 lanes, for the 16 f32 lanes of `v`.
@@ -674,5 +681,26 @@ mod tests {
         assert!(got[4].is_nan());
         assert_eq!(got[5], 0.0);
         assert_eq!(got[6], 0.0);
+    }
+
+    #[rustversion::since(1.89)]
+    #[test]
+    fn map_max_finds_the_maximum_wherever_it_is() {
+        if !has_avx512() {
+            return;
+        }
+        // Every length up to 300 (whole 128-value blocks, leftover vectors, a masked tail),
+        // with the maximum at every position: a lane or an accumulator that is never
+        // reduced would miss some of them.
+        for n in 1..=300usize {
+            let base: Vec<f32> = (0..n).map(|i| -((i * 7919 % 1000) as f32) - 1.0).collect();
+            for at in 0..n {
+                let mut map = base.clone();
+                map[at] = 0.5;
+                // SAFETY: AVX-512F and DQ were detected above; `map` is not empty.
+                let got = unsafe { map_max(&map) };
+                assert_eq!(got, 0.5, "n = {n}, maximum at {at}");
+            }
+        }
     }
 }

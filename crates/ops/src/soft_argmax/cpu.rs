@@ -203,12 +203,14 @@ fn chunks_mut<F>(s: &mut [F]) -> (&mut [[F; LANES]], &mut [F]) {
 fn centred_coords<F: Float>(h: usize, w: usize) -> (Vec<F>, Vec<F>, f64, f64) {
     let cx = (w as f64 - 1.0) / 2.0;
     let cy = (h as f64 - 1.0) / 2.0;
-    // One row of x, repeated (a memcpy per row); each row of y is one value.
+    // One row of x, repeated (a memcpy per row); each row of y is one value, filled in
+    // (a memset-like loop: the flattened iterator it replaces took 5 us of a 60x60 call).
     let row: Vec<F> = (0..w).map(|j| F::from_f64(j as f64 - cx)).collect();
     let xs = row.repeat(h);
-    let ys = (0..h)
-        .flat_map(|i| std::iter::repeat_n(F::from_f64(i as f64 - cy), w))
-        .collect();
+    let mut ys = Vec::with_capacity(h * w);
+    for i in 0..h {
+        ys.resize(ys.len() + w, F::from_f64(i as f64 - cy));
+    }
     (xs, ys, cx, cy)
 }
 
