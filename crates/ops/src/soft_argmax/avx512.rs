@@ -237,6 +237,8 @@ unsafe fn fwd_map_rows<const NV: usize>(
     let n = map.len();
     let h = n / w;
     let m = map_max(map);
+    // Small maps: the next one into L1, where its maximum pass will read it.
+    let l1 = n * 4 <= super::cpu::L1_PREFETCH_MAX_BYTES;
     let bl = (beta as f64 * std::f64::consts::LOG2_E) as f32;
     let mb = m * bl;
     let (blv, neg_mb) = (_mm512_set1_ps(bl), _mm512_set1_ps(-mb));
@@ -256,8 +258,8 @@ unsafe fn fwd_map_rows<const NV: usize>(
         let mut yacc = zero;
         while row < end {
             let r = v.add(row * w);
-            // The same row of the next map, into L2, while this one computes (see `cpu`).
-            super::cpu::prefetch_l2(v.wrapping_add(n + row * w), w * 4);
+            // The same row of the next map, into L1 or L2, while this one computes.
+            super::cpu::prefetch_next(v.wrapping_add(n + row * w), w * 4, l1);
             let mut e = [zero; NV];
             for j in 0..NV {
                 e[j] = exp2(_mm512_fmadd_ps(_mm512_loadu_ps(r.add(16 * j)), blv, neg_mb));
@@ -364,6 +366,8 @@ unsafe fn fwd_map_period<const P: usize>(
     debug_assert!(plen.is_multiple_of(w) && n.is_multiple_of(w));
     let periods = n / plen;
     let m = map_max(map);
+    // Small maps: the next one into L1, where its maximum pass will read it.
+    let l1 = n * 4 <= super::cpu::L1_PREFETCH_MAX_BYTES;
     let bl = (beta as f64 * std::f64::consts::LOG2_E) as f32;
     let mb = m * bl;
     let (blv, neg_mb) = (_mm512_set1_ps(bl), _mm512_set1_ps(-mb));
@@ -382,8 +386,8 @@ unsafe fn fwd_map_period<const P: usize>(
         let mut yacc = zero;
         while q < end {
             let base = v.add(q * plen);
-            // The same period of the next map, into L2, while this one computes.
-            super::cpu::prefetch_l2(v.wrapping_add(n + q * plen), plen * 4);
+            // The same period of the next map, into L1 or L2, while this one computes.
+            super::cpu::prefetch_next(v.wrapping_add(n + q * plen), plen * 4, l1);
             // One chain for the period's sum; consecutive periods' chains are independent.
             let mut period = zero;
             for (p, a) in acc.iter_mut().enumerate() {
@@ -442,6 +446,8 @@ unsafe fn fwd_map_flat(
     let n = map.len();
     let v = map.as_ptr();
     let m = map_max(map);
+    // Small maps: the next one into L1, where its maximum pass will read it.
+    let l1 = n * 4 <= super::cpu::L1_PREFETCH_MAX_BYTES;
 
     // Pass 2: the sums, in f32 lanes per block, flushed into f64 lanes.
     let bl = (beta as f64 * std::f64::consts::LOG2_E) as f32;
@@ -456,8 +462,8 @@ unsafe fn fwd_map_flat(
     let mut start = 0;
     while start < n {
         let end = (start + BLOCK).min(n);
-        // The same block of the next map, into L2, while this one computes (see `cpu`).
-        super::cpu::prefetch_l2(v.wrapping_add(n + start), (end - start) * 4);
+        // The same block of the next map, into L1 or L2, while this one computes.
+        super::cpu::prefetch_next(v.wrapping_add(n + start), (end - start) * 4, l1);
         let (mut s0, mut x0, mut y0) = (zero, zero, zero);
         let (mut s1, mut x1, mut y1) = (zero, zero, zero);
         let mut i = start;
