@@ -379,6 +379,13 @@ unsafe fn fwd_map_period<const P: usize>(
     // Each place's x and its row's offset from the period's first row (0..R), the same in
     // every period; both are small integers or half-integers, exact in f32.
     let y0 = _mm512_set1_ps(*py);
+    // (Read only when the map holds a whole period: `ys` may be shorter than one.)
+    let mut dy = [zero; P];
+    if periods > 0 {
+        for (p, d) in dy.iter_mut().enumerate() {
+            *d = _mm512_sub_ps(_mm512_loadu_ps(py.add(16 * p)), y0);
+        }
+    }
     let mut q = 0;
     while q < periods {
         let end = (q + PERIODS_PER_FLUSH).min(periods);
@@ -388,7 +395,9 @@ unsafe fn fwd_map_period<const P: usize>(
             let base = v.add(q * plen);
             // The same period of the next map, into L1 or L2, while this one computes.
             super::cpu::prefetch_next(v.wrapping_add(n + q * plen), plen * 4, l1);
-            // One chain for the period's sum; consecutive periods' chains are independent.
+            // One chain for the period's sum, started at its first exponential (0 + e is e
+            // for every e here, which the compiler cannot assume); consecutive periods'
+            // chains are independent.
             let mut period = zero;
             for (p, a) in acc.iter_mut().enumerate() {
                 let e = exp2(_mm512_fmadd_ps(
@@ -397,7 +406,7 @@ unsafe fn fwd_map_period<const P: usize>(
                     neg_mb,
                 ));
                 *a = _mm512_add_ps(*a, e);
-                period = _mm512_add_ps(period, e);
+                period = if p == 0 { e } else { _mm512_add_ps(period, e) };
             }
             yacc = _mm512_fmadd_ps(period, _mm512_set1_ps(*py.add(q * plen)), yacc);
             q += 1;
@@ -406,8 +415,7 @@ unsafe fn fwd_map_period<const P: usize>(
         let mut sy = [zero; P];
         for p in 0..P {
             sx[p] = _mm512_mul_ps(acc[p], _mm512_loadu_ps(px.add(16 * p)));
-            let dy = _mm512_sub_ps(_mm512_loadu_ps(py.add(16 * p)), y0);
-            sy[p] = _mm512_mul_ps(acc[p], dy);
+            sy[p] = _mm512_mul_ps(acc[p], dy[p]);
         }
         s64 = add_f64(s64, tree_sum(acc));
         x64 = add_f64(x64, tree_sum(sx));

@@ -572,8 +572,8 @@ fn forward_isa<F: Float>(isa: Isa, data: &[F], h: usize, w: usize, beta: f64) ->
     out.par_chunks_mut(4)
         .zip(data.par_chunks_exact(n))
         .with_min_len(min_len(n))
-        .for_each(|(o, map)| {
-            let _ftz = crate::denormal::FlushDenormals::new();
+        // Flush-to-zero once per rayon task, not per map: MXCSR writes serialise the core.
+        .for_each_init(crate::denormal::FlushDenormals::new, |_ftz, (o, map)| {
             // SAFETY: `kernels` picked a kernel whose CPU features `detect_isa` found at
             // run time; `xs` and `ys` hold one value per pixel of `map`.
             let r = unsafe { fwd(map, w, &xs, &ys, bf, cx, cy) };
@@ -620,18 +620,20 @@ fn backward_isa<F: Float>(
         .zip(stats.par_chunks_exact(4))
         .zip(grads.par_chunks_exact(4))
         .with_min_len(min_len(n))
-        .for_each(|(((o, map), st), gr)| {
-            let _ftz = crate::denormal::FlushDenormals::new();
-            let st = [
-                st[0].to_f64(),
-                st[1].to_f64(),
-                st[2].to_f64(),
-                st[3].to_f64(),
-            ];
-            let g = [gr[0].to_f64(), gr[1].to_f64()];
-            // SAFETY: as in `forward_isa`; `o` has one slot per pixel of `map`.
-            unsafe { bwd(map, w, &xs, &ys, beta, st, g, cx, cy, o) };
-        });
+        .for_each_init(
+            crate::denormal::FlushDenormals::new,
+            |_ftz, (((o, map), st), gr)| {
+                let st = [
+                    st[0].to_f64(),
+                    st[1].to_f64(),
+                    st[2].to_f64(),
+                    st[3].to_f64(),
+                ];
+                let g = [gr[0].to_f64(), gr[1].to_f64()];
+                // SAFETY: as in `forward_isa`; `o` has one slot per pixel of `map`.
+                unsafe { bwd(map, w, &xs, &ys, beta, st, g, cx, cy, o) };
+            },
+        );
     // SAFETY: the chunks above cover the first `data.len()` slots exactly (`data.len()` is
     // a multiple of `n`), and every kernel writes each slot of its chunk.
     unsafe { out.set_len(data.len()) };
