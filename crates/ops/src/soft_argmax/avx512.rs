@@ -170,6 +170,40 @@ unsafe fn map_max(map: &[f32]) -> f32 {
     _mm512_reduce_max_ps(_mm512_max_ps(a, b))
 }
 
+/// What every forward kernel derives from its map and beta before the sums.
+struct FwdSetup {
+    /// The map's maximum.
+    m: f32,
+    /// beta log2(e), rounded to f32: exponents are in base 2.
+    bl: f32,
+    /// m bl, the common offset of every exponent.
+    mb: f32,
+    /// `bl` and `-mb` in every lane.
+    blv: __m512,
+    neg_mb: __m512,
+    /// Whether the next map is prefetched into L1 (maps of at most
+    /// `cpu::L1_PREFETCH_MAX_BYTES`: its maximum pass then reads L1) rather than into L2.
+    next_into_l1: bool,
+}
+
+/// [`FwdSetup`] for a non-empty map (the maximum is its one pass over memory).
+#[rustversion::since(1.89)]
+#[inline]
+#[target_feature(enable = "avx512f,avx512dq")]
+unsafe fn fwd_setup(map: &[f32], beta: f32) -> FwdSetup {
+    let m = map_max(map);
+    let bl = (beta as f64 * std::f64::consts::LOG2_E) as f32;
+    let mb = m * bl;
+    FwdSetup {
+        m,
+        bl,
+        mb,
+        blv: _mm512_set1_ps(bl),
+        neg_mb: _mm512_set1_ps(-mb),
+        next_into_l1: std::mem::size_of_val(map) <= super::cpu::L1_PREFETCH_MAX_BYTES,
+    }
+}
+
 /// `acc + v` in f64 lanes, for the 16 f32 lanes of `v`.
 #[rustversion::since(1.89)]
 #[inline]
@@ -240,12 +274,14 @@ unsafe fn fwd_map_rows<const NV: usize>(
     let w = 16 * NV;
     let n = map.len();
     let h = n / w;
-    let m = map_max(map);
-    // Small maps: the next one into L1, where its maximum pass will read it.
-    let l1 = n * 4 <= super::cpu::L1_PREFETCH_MAX_BYTES;
-    let bl = (beta as f64 * std::f64::consts::LOG2_E) as f32;
-    let mb = m * bl;
-    let (blv, neg_mb) = (_mm512_set1_ps(bl), _mm512_set1_ps(-mb));
+    let FwdSetup {
+        m,
+        bl,
+        mb,
+        blv,
+        neg_mb,
+        next_into_l1: l1,
+    } = fwd_setup(map, beta);
     let v = map.as_ptr();
     let zero = _mm512_setzero_ps();
     let zero2 = [_mm512_setzero_pd(); 2];
@@ -369,12 +405,14 @@ unsafe fn fwd_map_period<const P: usize>(
     let plen = 16 * P;
     debug_assert!(plen.is_multiple_of(w) && n.is_multiple_of(w));
     let periods = n / plen;
-    let m = map_max(map);
-    // Small maps: the next one into L1, where its maximum pass will read it.
-    let l1 = n * 4 <= super::cpu::L1_PREFETCH_MAX_BYTES;
-    let bl = (beta as f64 * std::f64::consts::LOG2_E) as f32;
-    let mb = m * bl;
-    let (blv, neg_mb) = (_mm512_set1_ps(bl), _mm512_set1_ps(-mb));
+    let FwdSetup {
+        m,
+        bl,
+        mb,
+        blv,
+        neg_mb,
+        next_into_l1: l1,
+    } = fwd_setup(map, beta);
     let v = map.as_ptr();
     let zero = _mm512_setzero_ps();
     let zero2 = [_mm512_setzero_pd(); 2];
@@ -457,14 +495,16 @@ unsafe fn fwd_map_flat(
 ) -> [f64; 4] {
     let n = map.len();
     let v = map.as_ptr();
-    let m = map_max(map);
-    // Small maps: the next one into L1, where its maximum pass will read it.
-    let l1 = n * 4 <= super::cpu::L1_PREFETCH_MAX_BYTES;
+    let FwdSetup {
+        m,
+        bl,
+        mb,
+        blv,
+        neg_mb,
+        next_into_l1: l1,
+    } = fwd_setup(map, beta);
 
     // Pass 2: the sums, in f32 lanes per block, flushed into f64 lanes.
-    let bl = (beta as f64 * std::f64::consts::LOG2_E) as f32;
-    let mb = m * bl;
-    let (blv, neg_mb) = (_mm512_set1_ps(bl), _mm512_set1_ps(-mb));
     let (px, py) = (xs.as_ptr(), ys.as_ptr());
     let zero = _mm512_setzero_ps();
     // Lane by lane in f64, summed in lane order at the end.
