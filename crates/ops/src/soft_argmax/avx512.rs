@@ -21,7 +21,8 @@
 //!
 //! Each forward kernel first finds the map's maximum (eight accumulators, see [`map_max`])
 //! and, while it computes, prefetches the next map: into L1 when a map is at most 16 KiB
-//! (two then fit in a 32 KiB L1d, so the next maximum pass reads L1), into L2 otherwise.
+//! (60x60 and 64x64 maps: two fit in a 48 KiB L1d, so the next maximum pass reads L1),
+//! into L2 otherwise.
 //!
 //! Measured on one thread over 160 maps of 60x60 (min of 300 runs, four interleaved
 //! rounds, 2026-12-01): 5.99 ns per 16 values with the flat kernel and the former degree-6

@@ -233,8 +233,9 @@ pub(super) fn prefetch_l2<F>(ptr: *const F, bytes: usize) {
 }
 
 /// Maps of at most this many bytes (64x64 f32 maps, 60x60, ...) have the next map
-/// prefetched into L1 by the AVX-512 forward kernels: two of them fit in a 32 KiB L1d, and
-/// the next map's maximum pass then reads L1 instead of L2. Larger maps go to L2 only.
+/// prefetched into L1 by the AVX-512 forward kernels: two of them fit in the 48 KiB L1d of
+/// recent x86 cores (and fill a 32 KiB one), and the next map's maximum pass then reads L1
+/// instead of L2. Larger maps go to L2 only.
 pub(super) const L1_PREFETCH_MAX_BYTES: usize = 16 * 1024;
 
 /// As [`prefetch_l2`], into L1 (and L2) when `into_l1`.
