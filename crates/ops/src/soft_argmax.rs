@@ -235,6 +235,21 @@ pub fn has_fused_kernel(device: &candle_core::Device) -> bool {
     device.is_cpu() || (cfg!(feature = "cuda") && device.is_cuda())
 }
 
+/// The CPU kernels [`soft_argmax`] runs in this process: `"avx512"` (AVX-512F; f32 maps
+/// take intrinsics kernels where the CPU also has AVX-512DQ), `"avx2"` (AVX2 + FMA) or
+/// `"generic"` (the x86-64 or other baseline), chosen once from the CPU's features.
+/// `LANDMARK_SSL_SOFT_ARGMAX_NO_AVX512=1`, set before the first call, skips AVX-512: to
+/// measure what a CPU without it gets. Every choice computes the same function; the last
+/// bits differ (each has its own exponential).
+///
+/// ```
+/// let k = landmark_ssl_ops::soft_argmax::cpu_kernel();
+/// assert!(["avx512", "avx2", "generic"].contains(&k));
+/// ```
+pub fn cpu_kernel() -> &'static str {
+    cpu::isa_name()
+}
+
 /// Soft-argmax of every map: (B, K, H, W) -> (B, K, 2) (x, y) in pixels.
 ///
 /// `(x, y) = sum_{i,j} softmax(beta * maps[b, k])_{i,j} * (j, i)`: x is the column index,

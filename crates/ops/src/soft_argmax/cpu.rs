@@ -425,18 +425,37 @@ enum Isa {
     Generic,
 }
 
+/// The kernels this process runs, detected once: AVX-512 where the CPU has it (unless
+/// `LANDMARK_SSL_SOFT_ARGMAX_NO_AVX512=1`), else AVX2 + FMA, else the baseline code.
 fn detect_isa() -> Isa {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx512() {
-            return Isa::Avx512;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| {
+        let no512 = std::env::var("LANDMARK_SSL_SOFT_ARGMAX_NO_AVX512").is_ok_and(|v| v == "1");
+        #[cfg(target_arch = "x86_64")]
         {
-            return Isa::Avx2;
+            if has_avx512() && !no512 {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx2;
+            }
         }
+        let _ = no512;
+        Isa::Generic
+    })
+}
+
+/// The name of [`detect_isa`]'s choice: `"avx512"`, `"avx2"` or `"generic"`.
+pub(crate) fn isa_name() -> &'static str {
+    match detect_isa() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => "avx512",
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => "avx2",
+        Isa::Generic => "generic",
     }
-    Isa::Generic
 }
 
 /// AVX-512 (`#[target_feature(enable = "avx512f")]` is stable since Rust 1.89; older

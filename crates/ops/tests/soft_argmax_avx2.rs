@@ -1,0 +1,103 @@
+//! The fused soft-argmax with AVX-512 disabled (`LANDMARK_SSL_SOFT_ARGMAX_NO_AVX512=1`):
+//! the AVX2 + FMA kernels that CPUs without AVX-512 run, against an f64 computation and the
+//! composite path, forward and backward. One test per binary: the kernel choice is read
+//! once per process.
+
+use candle_core::{DType, Device, Tensor, Var};
+use landmark_ssl_ops::soft_argmax::cpu_kernel;
+use landmark_ssl_ops::{soft_argmax, soft_argmax_composite};
+
+fn flat(t: &Tensor) -> Vec<f64> {
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+/// Deterministic maps in [-scale, scale).
+fn maps(n: usize, seed: u64, scale: f64) -> Vec<f64> {
+    (0..n as u64)
+        .map(|i| {
+            let h = (i + seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
+            (h as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+/// f64 soft-argmax of each (h, w) map, the maximum subtracted first.
+fn reference(v: &[f64], h: usize, w: usize, beta: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    for m in v.chunks(h * w) {
+        let mx = m.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = m.iter().map(|x| (beta * (x - mx)).exp()).collect();
+        let s: f64 = e.iter().sum();
+        let x: f64 = e.iter().enumerate().map(|(i, p)| p * (i % w) as f64).sum();
+        let y: f64 = e.iter().enumerate().map(|(i, p)| p * (i / w) as f64).sum();
+        out.extend([x / s, y / s]);
+    }
+    out
+}
+
+fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn avx2_kernels_match_reference_and_composite() {
+    std::env::set_var("LANDMARK_SSL_SOFT_ARGMAX_NO_AVX512", "1");
+    #[cfg(target_arch = "x86_64")]
+    let expected = if std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+    {
+        "avx2"
+    } else {
+        "generic"
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let expected = "generic";
+    assert_eq!(cpu_kernel(), expected);
+    let dev = Device::Cpu;
+    // Whole blocks of 256 values and partial ones, widths of whole 16-lane vectors and not.
+    for (i, &(b, k, h, w)) in [
+        (2, 3, 60, 60),
+        (2, 2, 64, 64),
+        (1, 3, 17, 100),
+        (3, 1, 5, 7),
+    ]
+    .iter()
+    .enumerate()
+    {
+        for &beta in &[0.01, 1.0, 30.0] {
+            let v = maps(b * k * h * w, i as u64, 2.0);
+            let want = reference(&v, h, w, beta);
+            let t64 = Tensor::from_vec(v.clone(), (b, k, h, w), &dev).unwrap();
+            let e64 = max_abs_diff(&flat(&soft_argmax(&t64, beta).unwrap()), &want);
+            assert!(e64 < 1e-9, "f64 {b}x{k}x{h}x{w} beta {beta}: {e64}");
+            let t32 = t64.to_dtype(DType::F32).unwrap();
+            let e32 = max_abs_diff(&flat(&soft_argmax(&t32, beta).unwrap()), &want);
+            // As in `soft_argmax.rs`: 2e-6 px per pixel of map size, the f32 rounding of
+            // the logits (a relative 6e-8 of beta v) on top.
+            let tol = 2e-6 * h.max(w) as f64 * (1.0 + 3e-4 * beta);
+            assert!(e32 < tol, "f32 {b}x{k}x{h}x{w} beta {beta}: {e32} >= {tol}");
+
+            // Backward (f64) against the composite path's autograd.
+            let var = Var::from_tensor(&t64).unwrap();
+            let gw = Tensor::from_vec(maps(b * k * 2, 99, 1.0), (b, k, 2), &dev).unwrap();
+            let grad = |f: fn(&Tensor, f64) -> landmark_ssl_ops::Result<Tensor>| {
+                let loss = (f(var.as_tensor(), beta).unwrap() * &gw)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap();
+                flat(loss.backward().unwrap().get(var.as_tensor()).unwrap())
+            };
+            let eg = max_abs_diff(&grad(soft_argmax), &grad(soft_argmax_composite));
+            assert!(eg < 1e-9, "gradient {b}x{k}x{h}x{w} beta {beta}: {eg}");
+        }
+    }
+}
