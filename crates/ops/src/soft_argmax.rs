@@ -21,6 +21,9 @@
 //! - [`soft_argmax_detailed`]: the point plus the probability maps, a confidence and a
 //!   spread per landmark.
 //!
+//! Environment (read once): `LANDMARK_SSL_SOFT_ARGMAX_NO_AVX512=1` runs the AVX2 CPU
+//! kernels on a CPU that has AVX-512; [`cpu_kernel`] names the kernels in use.
+//!
 //! With the `cuda` feature, CUDA tensors run the same fused forward and backward as CUDA
 //! kernels (compiled with NVRTC on first use; one block per map for the forward, one thread
 //! per value for the backward). Those kernels have been compile-checked but not yet run on
