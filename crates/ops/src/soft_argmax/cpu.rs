@@ -6,9 +6,9 @@
 //! or L2, the sums S = sum e, Sx = sum e (x - cx), Sy = sum e (y - cy) of
 //! e = exp(beta (v - m)) <= 1 (coordinates centred on the map's centre (cx, cy) to keep
 //! the sums small), over blocks of 256 values in 16 f32 lanes flushed into f64 lanes after
-//! each block. A single maximum
-//! per map (rather than running per-lane maxima) needs no rescaling: on random maps the
-//! running maxima grew in most blocks, and the two-pass form measured 1.2x faster in L2.
+//! each block. A single maximum per map (rather than running per-lane maxima) needs no
+//! rescaling: on random maps the running maxima grew in most blocks, and the two-pass form
+//! measured 1.2x faster in L2.
 //! Nothing is allocated per map.
 //!
 //! The result per map is `[cx + Sx / S, cy + Sy / S, m, ln S]`; the last two entries let the
@@ -274,11 +274,11 @@ fn lane_max<F: Float>(acc: &mut [F; LANES], c: &[F; LANES]) {
 /// returns [mx, my, max, ln S] in f64.
 ///
 /// Two passes. The first finds the map's maximum m (four accumulators of 16 lanes of vector
-/// maxima: the map's one read from memory). The second sums e = 2^(v bl - m bl) (bl = beta log2 e; one
-/// fused multiply-add per value) and e (x - cx), e (y - cy) over blocks of [`BLOCK`]
-/// values in F lanes, flushed into f64 lanes after each block; the map is then in L1 or
-/// L2. Rounding m bl to F scales every e of the map by one common factor 2^d; it cancels
-/// in the coordinates and is taken out of ln S exactly, so ln S is that of
+/// maxima: the map's one read from memory). The second sums e = 2^(v bl - m bl)
+/// (bl = beta log2 e; one fused multiply-add per value) and e (x - cx), e (y - cy) over
+/// blocks of [`BLOCK`] values in F lanes, flushed into f64 lanes after each block; the map
+/// is then in L1 or L2. Rounding m bl to F scales every e of the map by one common factor
+/// 2^d; it cancels in the coordinates and is taken out of ln S exactly, so ln S is that of
 /// sum exp(beta (v - m)), as the backward pass expects.
 #[inline(always)]
 fn fwd_map_impl<F: Float, const FMA: bool>(
