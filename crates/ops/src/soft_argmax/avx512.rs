@@ -184,7 +184,22 @@ struct FwdSetup {
     neg_mb: __m512,
     /// Whether the next map is prefetched into L1 (maps of at most
     /// `cpu::L1_PREFETCH_MAX_BYTES`: its maximum pass then reads L1) rather than into L2.
-    next_into_l1: bool,
+    l1: bool,
+}
+
+impl FwdSetup {
+    /// [mx, my, max, ln S] from the f64 sums S, S (x - cx), S (y - cy).
+    fn stats(&self, sums: [f64; 3], cx: f64, cy: f64) -> [f64; 4] {
+        let [ts, tx, ty] = sums;
+        // Each e summed is exp(beta (v - m)) * 2^d with d = m bl - round(m bl), as in `cpu`.
+        let d = self.m as f64 * self.bl as f64 - self.mb as f64;
+        [
+            cx + tx / ts,
+            cy + ty / ts,
+            self.m as f64,
+            ts.ln() - d * std::f64::consts::LN_2,
+        ]
+    }
 }
 
 /// [`FwdSetup`] for a non-empty map (the maximum is its one pass over memory).
@@ -201,7 +216,7 @@ unsafe fn fwd_setup(map: &[f32], beta: f32) -> FwdSetup {
         mb,
         blv: _mm512_set1_ps(bl),
         neg_mb: _mm512_set1_ps(-mb),
-        next_into_l1: std::mem::size_of_val(map) <= super::cpu::L1_PREFETCH_MAX_BYTES,
+        l1: std::mem::size_of_val(map) <= super::cpu::L1_PREFETCH_MAX_BYTES,
     }
 }
 
@@ -233,20 +248,6 @@ fn sum_f64x3(acc: [[__m512d; 2]; 3]) -> [f64; 3] {
     [sum_f64(acc[0]), sum_f64(acc[1]), sum_f64(acc[2])]
 }
 
-/// [mx, my, max, ln S] from the map's maximum `m`, `mb` = m bl rounded to f32 (the common
-/// offset of every exponent) and the f64 sums S, S (x - cx), S (y - cy).
-fn fwd_stats(m: f32, bl: f32, mb: f32, sums: [f64; 3], cx: f64, cy: f64) -> [f64; 4] {
-    let [ts, tx, ty] = sums;
-    // Each e summed is exp(beta (v - m)) * 2^d with d = m bl - round(m bl), as in `cpu`.
-    let d = m as f64 * bl as f64 - mb as f64;
-    [
-        cx + tx / ts,
-        cy + ty / ts,
-        m as f64,
-        ts.ln() - d * std::f64::consts::LN_2,
-    ]
-}
-
 /// Rows summed in f32 lanes before they are flushed into f64 lanes. A lane of a column sum
 /// then adds 16 values; the sum over the NV columns and the row sums add up to NV - 1 more
 /// in a tree, so each f32 lane total covers at most 16 NV values (128), against 16 per
@@ -275,14 +276,8 @@ unsafe fn fwd_map_rows<const NV: usize>(
     let w = 16 * NV;
     let n = map.len();
     let h = n / w;
-    let FwdSetup {
-        m,
-        bl,
-        mb,
-        blv,
-        neg_mb,
-        next_into_l1: l1,
-    } = fwd_setup(map, beta);
+    let setup = fwd_setup(map, beta);
+    let (blv, neg_mb) = (setup.blv, setup.neg_mb);
     let v = map.as_ptr();
     let zero = _mm512_setzero_ps();
     let zero2 = [_mm512_setzero_pd(); 2];
@@ -300,7 +295,7 @@ unsafe fn fwd_map_rows<const NV: usize>(
         while row < end {
             let r = v.add(row * w);
             // The same row of the next map, into L1 or L2, while this one computes.
-            super::cpu::prefetch_next(v.wrapping_add(n + row * w), w * 4, l1);
+            super::cpu::prefetch_next(v.wrapping_add(n + row * w), w * 4, setup.l1);
             let mut e = [zero; NV];
             for j in 0..NV {
                 e[j] = exp2(_mm512_fmadd_ps(_mm512_loadu_ps(r.add(16 * j)), blv, neg_mb));
@@ -321,7 +316,7 @@ unsafe fn fwd_map_rows<const NV: usize>(
         x64 = add_f64(x64, cxs);
         y64 = add_f64(y64, yacc);
     }
-    fwd_stats(m, bl, mb, sum_f64x3([s64, x64, y64]), cx, cy)
+    setup.stats(sum_f64x3([s64, x64, y64]), cx, cy)
 }
 
 /// Adds the values `v[i..min(i + 16, end)]` (one vector, masked) to the sums
@@ -406,14 +401,8 @@ unsafe fn fwd_map_period<const P: usize>(
     let plen = 16 * P;
     debug_assert!(plen.is_multiple_of(w) && n.is_multiple_of(w));
     let periods = n / plen;
-    let FwdSetup {
-        m,
-        bl,
-        mb,
-        blv,
-        neg_mb,
-        next_into_l1: l1,
-    } = fwd_setup(map, beta);
+    let setup = fwd_setup(map, beta);
+    let (blv, neg_mb) = (setup.blv, setup.neg_mb);
     let v = map.as_ptr();
     let zero = _mm512_setzero_ps();
     let zero2 = [_mm512_setzero_pd(); 2];
@@ -437,7 +426,7 @@ unsafe fn fwd_map_period<const P: usize>(
         while q < end {
             let base = v.add(q * plen);
             // The same period of the next map, into L1 or L2, while this one computes.
-            super::cpu::prefetch_next(v.wrapping_add(n + q * plen), plen * 4, l1);
+            super::cpu::prefetch_next(v.wrapping_add(n + q * plen), plen * 4, setup.l1);
             // One chain for the period's sum, started at its first exponential (0 + e is e
             // for every e here, which the compiler cannot assume); consecutive periods'
             // chains are independent.
@@ -476,7 +465,7 @@ unsafe fn fwd_map_period<const P: usize>(
         x64 = add_f64(x64, t[1]);
         y64 = add_f64(y64, t[2]);
     }
-    fwd_stats(m, bl, mb, sum_f64x3([s64, x64, y64]), cx, cy)
+    setup.stats(sum_f64x3([s64, x64, y64]), cx, cy)
 }
 
 /// [`fwd_map`] for any map: the sums S, S (x - cx), S (y - cy) in f32 lanes per block of
@@ -496,14 +485,8 @@ unsafe fn fwd_map_flat(
 ) -> [f64; 4] {
     let n = map.len();
     let v = map.as_ptr();
-    let FwdSetup {
-        m,
-        bl,
-        mb,
-        blv,
-        neg_mb,
-        next_into_l1: l1,
-    } = fwd_setup(map, beta);
+    let setup = fwd_setup(map, beta);
+    let (blv, neg_mb) = (setup.blv, setup.neg_mb);
 
     // Pass 2: the sums, in f32 lanes per block, flushed into f64 lanes.
     let (px, py) = (xs.as_ptr(), ys.as_ptr());
@@ -516,7 +499,7 @@ unsafe fn fwd_map_flat(
     while start < n {
         let end = (start + BLOCK).min(n);
         // The same block of the next map, into L1 or L2, while this one computes.
-        super::cpu::prefetch_next(v.wrapping_add(n + start), (end - start) * 4, l1);
+        super::cpu::prefetch_next(v.wrapping_add(n + start), (end - start) * 4, setup.l1);
         let (mut s0, mut x0, mut y0) = (zero, zero, zero);
         let (mut s1, mut x1, mut y1) = (zero, zero, zero);
         let mut i = start;
@@ -547,7 +530,7 @@ unsafe fn fwd_map_flat(
         start = end;
     }
     let sums = [s.iter().sum(), sx.iter().sum(), sy.iter().sum()];
-    fwd_stats(m, bl, mb, sums, cx, cy)
+    setup.stats(sums, cx, cy)
 }
 
 /// Backward of one f32 map of width `w` into `out` (every element written), as
