@@ -1,5 +1,8 @@
 //! Heat maps, hard argmax, affine transforms, warps and coordinate conventions.
 
+#[path = "common/maps.rs"]
+mod maps;
+
 use candle_core::{DType, Device, Tensor, Var};
 use landmark_ssl_ops::coords::{self, CoordConvention};
 use landmark_ssl_ops::{
@@ -7,15 +10,7 @@ use landmark_ssl_ops::{
     render_gaussian_heatmaps, soft_argmax, transform_points, warp_image_slice, warp_images,
     Affine2, SubpixelRefinement,
 };
-
-fn flat(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
+use maps::flat;
 
 #[track_caller]
 fn err(r: landmark_ssl_ops::Result<impl std::fmt::Debug>) -> String {

@@ -3,50 +3,13 @@
 //! composite path, forward and backward. One test per binary: the kernel choice is read
 //! once per process.
 
+#[path = "common/maps.rs"]
+mod maps;
+
 use candle_core::{DType, Device, Tensor, Var};
 use landmark_ssl_ops::soft_argmax::cpu_kernel;
 use landmark_ssl_ops::{soft_argmax, soft_argmax_composite};
-
-fn flat(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
-
-/// Deterministic maps in [-scale, scale).
-fn maps(n: usize, seed: u64, scale: f64) -> Vec<f64> {
-    (0..n as u64)
-        .map(|i| {
-            let h = (i + seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
-            (h as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
-
-/// f64 soft-argmax of each (h, w) map, the maximum subtracted first.
-fn reference(v: &[f64], h: usize, w: usize, beta: f64) -> Vec<f64> {
-    let mut out = Vec::new();
-    for m in v.chunks(h * w) {
-        let mx = m.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let e: Vec<f64> = m.iter().map(|x| (beta * (x - mx)).exp()).collect();
-        let s: f64 = e.iter().sum();
-        let x: f64 = e.iter().enumerate().map(|(i, p)| p * (i % w) as f64).sum();
-        let y: f64 = e.iter().enumerate().map(|(i, p)| p * (i / w) as f64).sum();
-        out.extend([x / s, y / s]);
-    }
-    out
-}
-
-fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
-}
+use maps::{flat, max_abs_diff, random_maps, reference};
 
 #[test]
 fn avx2_kernels_match_reference_and_composite() {
@@ -74,8 +37,8 @@ fn avx2_kernels_match_reference_and_composite() {
     .enumerate()
     {
         for &beta in &[0.01, 1.0, 30.0] {
-            let v = maps(b * k * h * w, i as u64, 2.0);
-            let want = reference(&v, h, w, beta);
+            let v = random_maps(i as u64, b, k, h, w, 2.0);
+            let want = reference(&v, b, k, h, w, beta);
             let t64 = Tensor::from_vec(v.clone(), (b, k, h, w), &dev).unwrap();
             let e64 = max_abs_diff(&flat(&soft_argmax(&t64, beta).unwrap()), &want);
             assert!(e64 < 1e-9, "f64 {b}x{k}x{h}x{w} beta {beta}: {e64}");
@@ -88,7 +51,7 @@ fn avx2_kernels_match_reference_and_composite() {
 
             // Backward (f64) against the composite path's autograd.
             let var = Var::from_tensor(&t64).unwrap();
-            let gw = Tensor::from_vec(maps(b * k * 2, 99, 1.0), (b, k, 2), &dev).unwrap();
+            let gw = Tensor::from_vec(random_maps(99, b, k, 1, 2, 1.0), (b, k, 2), &dev).unwrap();
             let grad = |f: fn(&Tensor, f64) -> landmark_ssl_ops::Result<Tensor>| {
                 let loss = (f(var.as_tensor(), beta).unwrap() * &gw)
                     .unwrap()
