@@ -65,6 +65,10 @@ struct Args {
     /// and ELT join (see below).
     #[arg(long, default_value_t = 0)]
     lr_rampup: usize,
+    /// Restart Adam (moments and step count) when A and ELT join; best with `--lr-rampup 1`
+    /// (see `schedule.restart_optimizer_at_join`).
+    #[arg(long)]
+    restart_adam: bool,
     /// Training images (the paper: 3200; validation and test keep 3200 unless set too).
     #[arg(long, default_value_t = 3200)]
     train_images: usize,
@@ -188,6 +192,7 @@ fn main() -> Result<()> {
                 cfg.schedule.epochs = epochs;
                 cfg.costs.warmup_epochs = args.warmup;
                 cfg.schedule.lr_rampup_epochs = args.lr_rampup;
+                cfg.schedule.restart_optimizer_at_join = args.restart_adam;
                 cfg.schedule.patience = if args.full { 15 } else { 0 };
                 cfg.output.progress = !args.quiet;
                 cfg.output.dir = args.out.join(format!(

@@ -201,6 +201,13 @@ pub struct SeqMtConfig {
     pub beta: f64,
     /// The convolutions, input first; the last has K channels.
     pub convs: Vec<ConvSpec>,
+    /// Slope below zero of the last conv's activation, in [0, 1): 0 is the paper's ReLU
+    /// (the default, and what configs without this field get), a small value a leaky ReLU.
+    /// The presets use [`crate::SEQMT_MAP_NEGATIVE_SLOPE`]: a ReLU map that is negative at
+    /// every pixel is zero, its soft-argmax point sits at the image centre, and no gradient
+    /// reaches it again (see the presets' docs).
+    #[serde(default)]
+    pub map_negative_slope: f64,
     /// Scale of the coordinates fed to the heads (default `pixels`, the torch reference).
     #[serde(default)]
     pub coord_scale: CoordScale,
@@ -451,6 +458,13 @@ impl ModelConfig {
             ModelConfig::SeqMt(c) => {
                 check_convs("convs", &c.convs, min_side)?;
                 check_last_is_k("convs", &c.convs, k)?;
+                let s = c.map_negative_slope;
+                if !(0.0..1.0).contains(&s) {
+                    return Err(Error::config(
+                        "map_negative_slope",
+                        format!("must be in [0, 1), got {s}"),
+                    ));
+                }
             }
             ModelConfig::CommMt(c) => {
                 let (ch, hh, ww) = check_layers("trunk", &c.trunk, 1, h, w, min_side)?;

@@ -56,7 +56,7 @@ pub use error::{Error, Result};
 pub use heatmap_mt::HeatmapMt;
 pub use inference::{Prediction, Predictor, Region};
 pub use layers::{max_pool2x2, seed_dropout, upsample_nearest2x, Dropout, MlpHead};
-pub use presets::{preset, PRESET_NAMES};
+pub use presets::{preset, PRESET_NAMES, SEQMT_MAP_NEGATIVE_SLOPE};
 pub use rcn::Rcn;
 pub use seq_mt::SeqMt;
 

@@ -1,10 +1,11 @@
 //! Seq-MT (Tables S11-S13): a localisation network of stride-1 SAME convs (ReLU on every
-//! one, the last included) giving K maps at input resolution, a soft-argmax giving K points,
-//! and one MLP head per attribute reading the 2K coordinates.
+//! one, the last included; the presets make the last one leaky, see
+//! [`crate::SEQMT_MAP_NEGATIVE_SLOPE`]) giving K maps at input resolution, a soft-argmax
+//! giving K points, and one MLP head per attribute reading the 2K coordinates.
 
 use std::collections::BTreeMap;
 
-use candle_core::Tensor;
+use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 use landmark_ssl_ops::conv::Conv2d;
 
@@ -49,11 +50,20 @@ impl SeqMt {
         })
     }
 
-    /// The K maps (B, K, H, W) after the last ReLU, from images (B, 1, H, W).
+    /// The K maps (B, K, H, W) after the last activation (a ReLU, or a leaky ReLU of slope
+    /// `map_negative_slope`), from images (B, 1, H, W).
     pub fn maps(&self, images: &Tensor) -> Result<Tensor> {
         let mut x = images.clone();
-        for c in &self.convs {
-            x = c.forward_relu(&x)?;
+        let slope = self.cfg.map_negative_slope;
+        let last = self.convs.len().saturating_sub(1);
+        for (i, c) in self.convs.iter().enumerate() {
+            x = if i == last && slope > 0.0 {
+                // max(z, slope z) is the leaky ReLU for slope < 1.
+                let z = c.forward(&x)?;
+                z.maximum(&(&z * slope)?)?
+            } else {
+                c.forward_relu(&x)?
+            };
         }
         Ok(x)
     }

@@ -11,6 +11,7 @@ fn tiny(k: usize, ch: usize) -> ModelConfig {
         num_landmarks: k,
         beta: 2.0,
         convs: vec![ConvSpec::new(3, ch), ConvSpec::new(1, k)],
+        map_negative_slope: 0.0,
         coord_scale: CoordScale::Pixels,
         heads: vec![HeadConfig::class("a", 3, &[4], 0.25)],
     })
@@ -182,6 +183,7 @@ fn spot_finder(size: usize) -> (LandmarkModel, VarMap) {
         num_landmarks: 1,
         beta: 40.0,
         convs: vec![ConvSpec::new(1, 1)],
+        map_negative_slope: 0.0,
         coord_scale: CoordScale::Pixels,
         heads: vec![],
     });

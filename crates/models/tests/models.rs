@@ -14,6 +14,7 @@ fn tiny_seq(heads: Vec<HeadConfig>) -> ModelConfig {
         num_landmarks: 3,
         beta: 1.0,
         convs: vec![ConvSpec::new(3, 4), ConvSpec::new(1, 3)],
+        map_negative_slope: 0.0,
         coord_scale: CoordScale::Unit,
         heads,
     })
@@ -306,6 +307,69 @@ fn gradients_reach_every_weight() {
     }
 }
 
+/// A Seq-MT whose last conv is negative at every pixel: with the paper's ReLU its maps are
+/// zero and no gradient reaches the landmark network; with a leaky ReLU the maps are
+/// `slope * z` and every conv gets a gradient.
+#[test]
+fn leaky_last_activation_keeps_a_negative_map_trainable() {
+    let x = images(&tiny_seq(vec![]), 2);
+    let run = |slope: f64| {
+        let mut cfg = tiny_seq(vec![]);
+        if let ModelConfig::SeqMt(c) = &mut cfg {
+            c.map_negative_slope = slope;
+        }
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        let m = LandmarkModel::new(&cfg, vb).unwrap();
+        // The same weights for every slope, the last bias far below zero.
+        for (name, v) in vm.data().lock().unwrap().iter() {
+            let n = v.elem_count();
+            let vals: Vec<f32> = if name == "convs.1.bias" {
+                vec![-100.0; n]
+            } else {
+                (0..n)
+                    .map(|i| ((i * 7919 % 13) as f32 - 6.0) * 0.05)
+                    .collect()
+            };
+            v.set(&Tensor::from_vec(vals, v.dims(), &Device::Cpu).unwrap())
+                .unwrap();
+        }
+        let out = m.forward(&x).unwrap();
+        let grads = out.landmarks.sum_all().unwrap().backward().unwrap();
+        let data = vm.data().lock().unwrap();
+        let gw: Vec<f32> = ["convs.0.weight", "convs.1.weight"]
+            .iter()
+            .map(|n| {
+                let g = grads.get(data[*n].as_tensor());
+                g.map_or(0.0, |g| {
+                    g.abs().unwrap().max_all().unwrap().to_scalar().unwrap()
+                })
+            })
+            .collect();
+        (out.maps.unwrap(), gw)
+    };
+    let (relu_maps, relu_grads) = run(0.0);
+    assert_eq!(
+        relu_maps
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap(),
+        0.0
+    );
+    assert_eq!(relu_grads, [0.0, 0.0]);
+    let (a, ga) = run(0.01);
+    let (b, _) = run(0.5);
+    assert!(a.max_all().unwrap().to_scalar::<f32>().unwrap() < 0.0);
+    // Both are slope * z for the same pre-activations z.
+    let za = (&a / 0.01).unwrap();
+    let zb = (&b / 0.5).unwrap();
+    assert!(max_diff(&za, &zb) < 1e-3, "{}", max_diff(&za, &zb));
+    assert!(ga.iter().all(|&g| g > 0.0), "{ga:?}");
+}
+
 #[test]
 fn wrong_input_is_a_clear_error() {
     let cfg = tiny_seq(vec![]);
@@ -363,6 +427,10 @@ fn bad_configs_are_clear_errors() {
     assert!(e.contains("heads[0].kind"), "{e}");
     let e = with_seq(&|c| c.input_size.width = 0);
     assert!(e.contains("input_size"), "{e}");
+    for slope in [-0.1, 1.0, f64::NAN] {
+        let e = with_seq(&|c| c.map_negative_slope = slope);
+        assert!(e.contains("map_negative_slope"), "{e}");
+    }
 
     let mut rcn = tiny_rcn(LandmarkKind::Softmax);
     if let ModelConfig::Rcn(c) = &mut rcn {

@@ -1,6 +1,8 @@
 //! Every preset's parameter count against the count worked out from its table.
 
-use landmark_ssl_models::{config_param_count, preset, ModelConfig, PRESET_NAMES};
+use landmark_ssl_models::{
+    config_param_count, preset, ModelConfig, PRESET_NAMES, SEQMT_MAP_NEGATIVE_SLOPE,
+};
 
 /// A k x k convolution from `cin` to `cout` maps: weights plus biases.
 fn conv(k: usize, cin: usize, cout: usize) -> usize {
@@ -140,6 +142,15 @@ fn preset_facts() {
     );
     assert_eq!(preset("seqmt-multipie").unwrap().beta(), Some(0.001));
     assert_eq!(preset("seqmt-300w").unwrap().beta(), Some(0.01));
+    // Every Seq-MT preset ends in the leaky ReLU (the library's choice, not the paper's).
+    for name in PRESET_NAMES.iter().filter(|n| n.starts_with("seqmt-")) {
+        match preset(name).unwrap() {
+            ModelConfig::SeqMt(c) => {
+                assert_eq!(c.map_negative_slope, SEQMT_MAP_NEGATIVE_SLOPE, "{name}")
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
     let heads: Vec<_> = preset("seqmt-multipie")
         .unwrap()
         .heads()

@@ -111,6 +111,17 @@ impl Adam {
         Ok(())
     }
 
+    /// Forgets the moments and the step count, as a fresh optimiser over the same
+    /// variables (the learning rate is kept).
+    pub fn restart(&mut self) -> Result<()> {
+        for slot in &self.slots {
+            slot.m.set(&slot.m.zeros_like()?)?;
+            slot.v.set(&slot.v.zeros_like()?)?;
+        }
+        self.step = 0;
+        Ok(())
+    }
+
     /// The optimiser's state as named tensors (`m.<var>`, `v.<var>`, `step`), for a
     /// checkpoint.
     pub fn state(&self) -> Result<HashMap<String, Tensor>> {
@@ -214,6 +225,39 @@ mod tests {
             w2.as_tensor().to_vec1::<f32>()?
         );
         assert_eq!(a2.steps(), 4);
+        Ok(())
+    }
+
+    /// After `restart`, the steps are those of a fresh optimiser started from the same
+    /// weights (and differ from those of the optimiser that kept its moments).
+    #[test]
+    fn restart_continues_as_a_fresh_optimiser() -> Result<()> {
+        let make = |x: &Tensor| -> Result<(Var, Adam)> {
+            let w = Var::from_tensor(x)?;
+            let mut vars = HashMap::new();
+            vars.insert("w".to_string(), w.clone());
+            Ok((w, Adam::new(&vars, AdamConfig::default())?))
+        };
+        let loss = |w: &Var| w.as_tensor().sqr()?.sum_all()?.backward();
+        let start = Tensor::new(&[0.5f32, 1.5, -1.0], &Device::Cpu)?;
+        let (w1, mut a1) = make(&start)?;
+        let (w3, mut a3) = make(&start)?;
+        for _ in 0..5 {
+            a1.step(&loss(&w1)?)?;
+            a3.step(&loss(&w3)?)?;
+        }
+        a1.restart()?;
+        assert_eq!(a1.steps(), 0);
+        let (w2, mut a2) = make(w1.as_tensor())?;
+        for _ in 0..3 {
+            a1.step(&loss(&w1)?)?;
+            a2.step(&loss(&w2)?)?;
+            a3.step(&loss(&w3)?)?;
+        }
+        let kept = w3.as_tensor().to_vec1::<f32>()?;
+        let restarted = w1.as_tensor().to_vec1::<f32>()?;
+        assert_eq!(restarted, w2.as_tensor().to_vec1::<f32>()?);
+        assert_ne!(restarted, kept);
         Ok(())
     }
 }

@@ -27,7 +27,9 @@ use crate::report::EpochRecord;
 /// The training loop's state, saved as `state.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainState {
-    /// The experiment, as JSON, so a resume into a different experiment is refused.
+    /// The experiment, as JSON, so a resume into a different experiment is refused. The
+    /// model appears as the config it resolved to, so a preset that changed between builds
+    /// counts as another experiment.
     pub experiment: String,
     /// Completed epochs.
     pub epoch: usize,
@@ -52,12 +54,13 @@ pub struct TrainState {
 }
 
 impl TrainState {
-    /// The state before the first epoch.
-    pub fn new(cfg: &ExperimentConfig) -> Self {
+    /// The state before the first epoch of `cfg`, whose model resolved to `model`.
+    pub fn new(cfg: &ExperimentConfig, model: &ModelConfig) -> Self {
         // Output and display settings do not change the run.
         let mut key = cfg.clone();
         key.output = Default::default();
         key.schedule.epochs = 0;
+        key.model.config = Some(model.clone());
         Self {
             experiment: serde_json::to_string(&key).unwrap_or_default(),
             epoch: 0,
@@ -170,4 +173,25 @@ pub fn load_best(dir: &Path, vm: &VarMap) -> Result<()> {
         models::load_weights(&best, vm)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run names its model as the config the preset resolved to: the same preset name
+    /// with another resolved config (a preset changed between builds) is another experiment.
+    #[test]
+    fn experiment_key_holds_the_resolved_model() {
+        let cfg = ExperimentConfig::default();
+        let a = models::preset(&cfg.model.preset).unwrap();
+        let mut b = a.clone();
+        if let ModelConfig::SeqMt(c) = &mut b {
+            c.map_negative_slope = 0.0;
+        }
+        assert_ne!(a, b);
+        let key = |m: &ModelConfig| TrainState::new(&cfg, m).experiment;
+        assert_eq!(key(&a), key(&a.clone()));
+        assert_ne!(key(&a), key(&b));
+    }
 }

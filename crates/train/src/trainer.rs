@@ -148,7 +148,7 @@ impl Trainer {
         weights.validate()?;
         let out_dir = cfg.output.dir.clone();
         let mut trainer = Self {
-            state: TrainState::new(&cfg),
+            state: TrainState::new(&cfg, &model_cfg),
             cfg,
             model_cfg,
             device,
@@ -395,6 +395,9 @@ impl Trainer {
         let total_epochs = self.cfg.schedule.epochs;
         while self.state.epoch < total_epochs && !self.state.stopped_early {
             let epoch = self.state.epoch;
+            if self.cfg.schedule.restart_optimizer_at_join && self.cfg.costs.joins_at(epoch) {
+                self.adam.restart()?;
+            }
             let epoch_start = Instant::now();
             let plan = self.epoch_plan(epoch);
             let n_steps = plan.len();

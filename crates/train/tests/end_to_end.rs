@@ -20,6 +20,7 @@ fn tiny_experiment(dir: &Path, epochs: usize) -> ExperimentConfig {
         num_landmarks: 5,
         beta: 1.0,
         convs: vec![ConvSpec::new(5, 4), ConvSpec::new(3, 5)],
+        map_negative_slope: 0.0,
         coord_scale: Default::default(),
         heads: vec![HeadConfig::class("config", 15, &[16], 0.25)],
     }));
@@ -41,9 +42,12 @@ fn fresh_dir(name: &str) -> PathBuf {
 
 /// The best checkpoint's tensors, by name, as flat f32 vectors.
 fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
-    let tensors =
-        candle_core::safetensors::load(dir.join("best.safetensors"), &candle_core::Device::Cpu)
-            .unwrap();
+    weights_in(&dir.join("best.safetensors"))
+}
+
+/// The tensors of a weight file, by name, as flat f32 vectors.
+fn weights_in(file: &Path) -> Vec<(String, Vec<f32>)> {
+    let tensors = candle_core::safetensors::load(file, &candle_core::Device::Cpu).unwrap();
     let mut out: Vec<(String, Vec<f32>)> = tensors
         .into_iter()
         .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
@@ -178,6 +182,35 @@ fn learning_rate_ramps_up_when_the_unlabelled_costs_join_and_resumes_mid_ramp() 
         "resumed weights differ from the uninterrupted run's"
     );
     for d in [a, b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn optimizer_restarts_when_the_unlabelled_costs_join_and_resumes_across_the_join() {
+    let joined = |dir: &Path, epochs: usize, restart: bool| {
+        let mut cfg = tiny_experiment(dir, epochs);
+        cfg.costs.warmup_epochs = 1;
+        cfg.schedule.restart_optimizer_at_join = restart;
+        cfg
+    };
+    let a = fresh_dir("restart-a");
+    Trainer::new(joined(&a, 3, true)).unwrap().run().unwrap();
+    // Interrupted at the join (the checkpoint holds the warm-up's moments) and resumed:
+    // the restart happens on resume, and the run is the same.
+    let b = fresh_dir("restart-b");
+    Trainer::new(joined(&b, 1, true)).unwrap().run().unwrap();
+    Trainer::new(joined(&b, 3, true)).unwrap().run().unwrap();
+    let last = |d: &Path| weights_in(&d.join("epoch-0003.safetensors"));
+    assert!(
+        last(&a) == last(&b),
+        "resumed weights differ from the uninterrupted run's"
+    );
+    // Without the restart, the same schedule ends elsewhere.
+    let c = fresh_dir("restart-c");
+    Trainer::new(joined(&c, 3, false)).unwrap().run().unwrap();
+    assert!(last(&a) != last(&c), "the restart changed nothing");
+    for d in [a, b, c] {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
