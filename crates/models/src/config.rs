@@ -203,8 +203,8 @@ pub struct SeqMtConfig {
     pub convs: Vec<ConvSpec>,
     /// Slope below zero of the last conv's activation, in [0, 1): 0 is the paper's ReLU
     /// (the default, and what configs without this field get), a small value a leaky ReLU.
-    /// The presets use [`crate::SEQMT_MAP_NEGATIVE_SLOPE`]: a ReLU map that is negative at
-    /// every pixel is zero, its soft-argmax point sits at the image centre, and no gradient
+    /// `seqmt-blocks` uses [`crate::SEQMT_MAP_NEGATIVE_SLOPE`]: a ReLU map that is negative
+    /// at every pixel is zero, its soft-argmax point sits at the image centre, and no gradient
     /// reaches it again (see the presets' docs).
     #[serde(default)]
     pub map_negative_slope: f64,

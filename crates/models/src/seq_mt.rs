@@ -1,5 +1,5 @@
 //! Seq-MT (Tables S11-S13): a localisation network of stride-1 SAME convs (ReLU on every
-//! one, the last included; the presets make the last one leaky, see
+//! one, the last included; `seqmt-blocks` makes the last one leaky, see
 //! [`crate::SEQMT_MAP_NEGATIVE_SLOPE`]) giving K maps at input resolution, a soft-argmax
 //! giving K points, and one MLP head per attribute reading the 2K coordinates.
 
