@@ -40,9 +40,9 @@ use crate::config::{
 };
 
 /// The negative slope of the last activation of the `seqmt-blocks` preset (the paper: a
-/// ReLU, slope 0; the other Seq-MT presets keep it). With a ReLU, a map whose pre-activations are negative at every pixel is zero:
-/// its soft-argmax point sits at the image centre and no gradient reaches that landmark
-/// again, unless the shared layers happen to switch a pixel back on. On Seq-MT Blocks at 5%
+/// ReLU, slope 0; the other Seq-MT presets keep it). With a ReLU, a map whose
+/// pre-activations are negative at every pixel is zero: its soft-argmax point sits at the
+/// image centre and no gradient reaches that landmark again, unless the shared layers happen to switch a pixel back on. On Seq-MT Blocks at 5%
 /// labels this left one of the five landmarks at the centre (14-15 px off, against 1-3 px
 /// for the others) through the landmark-only warm-up on seeds 0 and 2, and the L+ELT+A runs
 /// of those seeds fell back onto the centre plateau when A and ELT joined (README, "The
