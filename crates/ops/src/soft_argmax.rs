@@ -31,6 +31,8 @@
 //! a CUDA device is present. Other devices (Metal) use the composite path.
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 mod cpu;
 #[cfg(feature = "cuda")]
@@ -239,7 +241,7 @@ pub fn has_fused_kernel(device: &candle_core::Device) -> bool {
 }
 
 /// The CPU kernels [`soft_argmax`] runs in this process: `"avx512"` (AVX-512F; f32 maps
-/// take intrinsics kernels where the CPU also has AVX-512DQ), `"avx2"` (AVX2 + FMA) or
+/// take intrinsics kernels where the CPU also has AVX-512DQ), `"avx2"` (AVX2 + FMA; f32 maps take intrinsics kernels) or
 /// `"generic"` (the x86-64 or other baseline), chosen once from the CPU's features.
 /// `LANDMARK_SSL_SOFT_ARGMAX_NO_AVX512=1`, set before the first call, skips AVX-512: to
 /// measure what a CPU without it gets. Every choice computes the same function; the last
@@ -263,7 +265,7 @@ pub fn cpu_kernel() -> &'static str {
 /// the exponentials and the three sums with the map in cache (accumulated in f64 per
 /// block), parallel over B*K with rayon, with an analytic backward
 /// `dL/dmap = beta * p * ((x - mx) * gx + (y - my) * gy)` that is itself one fused pass
-/// (AVX-512 intrinsics kernels for f32 where the CPU has AVX-512F and DQ). It is stable
+/// (intrinsics kernels for f32 where the CPU has AVX-512F and DQ, or AVX2 and FMA). It is stable
 /// for |beta * map| up to at least 1e4 (the maximum is subtracted first). With the `cuda`
 /// feature, CUDA tensors run the same algorithm as CUDA kernels (see the module doc);
 /// other devices use [`soft_argmax_composite`].

@@ -18,8 +18,8 @@
 //! f32 maps use a polynomial `exp2` (relative error ~1e-7) that compiles to SIMD code; f64
 //! maps use `f64::exp2`. On x86-64 the per-map loops are compiled three times (AVX-512,
 //! AVX2+FMA, baseline) and picked at run time; on AVX-512F+DQ CPUs f32 maps run the
-//! intrinsics kernels of [`super::avx512`] instead, which compute the same thing in fewer
-//! instructions (with their own exponential: a degree-5 polynomial on [0, 1], relative
+//! intrinsics kernels of [`super::avx512`] instead, and on AVX2+FMA CPUs those of
+//! [`super::avx2`], which compute the same thing in fewer instructions (with their own exponential: a degree-5 polynomial on [0, 1], relative
 //! error 1.7e-7, where the one here is of degree 6 on [-1/2, 1/2], 8.2e-8).
 //!
 //! The backward pass writes its (B, K, H, W) output without zeroing it first: every value
@@ -66,6 +66,9 @@ pub(crate) trait Float:
     /// The per-map kernels for AVX-512 CPUs.
     #[cfg(target_arch = "x86_64")]
     fn avx512_kernels() -> (FwdFn<Self>, BwdFn<Self>);
+    /// The per-map kernels for AVX2 + FMA CPUs.
+    #[cfg(target_arch = "x86_64")]
+    fn avx2_kernels() -> (FwdFn<Self>, BwdFn<Self>);
 }
 
 impl Float for f32 {
@@ -90,6 +93,10 @@ impl Float for f32 {
     #[cfg(target_arch = "x86_64")]
     fn avx512_kernels() -> (FwdFn<Self>, BwdFn<Self>) {
         f32_avx512_kernels()
+    }
+    #[cfg(target_arch = "x86_64")]
+    fn avx2_kernels() -> (FwdFn<Self>, BwdFn<Self>) {
+        (super::avx2::fwd_map, super::avx2::bwd_map)
     }
 }
 
@@ -137,6 +144,10 @@ impl Float for f64 {
     #[cfg(target_arch = "x86_64")]
     fn avx512_kernels() -> (FwdFn<Self>, BwdFn<Self>) {
         (fwd_map_avx512::<f64>, bwd_map_avx512::<f64>)
+    }
+    #[cfg(target_arch = "x86_64")]
+    fn avx2_kernels() -> (FwdFn<Self>, BwdFn<Self>) {
+        (fwd_map_avx2::<f64>, bwd_map_avx2::<f64>)
     }
 }
 
@@ -521,7 +532,7 @@ unsafe fn fwd_map_avx512<F: Float>(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn fwd_map_avx2<F: Float>(
+pub(super) unsafe fn fwd_map_avx2<F: Float>(
     map: &[F],
     w: usize,
     xs: &[F],
@@ -555,7 +566,7 @@ unsafe fn bwd_map_avx512<F: Float>(
 #[allow(clippy::too_many_arguments)]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn bwd_map_avx2<F: Float>(
+pub(super) unsafe fn bwd_map_avx2<F: Float>(
     map: &[F],
     w: usize,
     xs: &[F],
@@ -576,7 +587,7 @@ fn kernels<F: Float>(isa: Isa) -> (FwdFn<F>, BwdFn<F>) {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => F::avx512_kernels(),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => (fwd_map_avx2::<F>, bwd_map_avx2::<F>),
+        Isa::Avx2 => F::avx2_kernels(),
         Isa::Generic => (fwd_map_impl::<F, false>, bwd_map_impl::<F, false>),
     }
 }
@@ -720,7 +731,7 @@ mod tests {
         // kernel (60: 4 rows a period, so 61 rows end in a partial period, 3 rows hold
         // none, 69 rows are 17 periods, two flushes, and a row; 8: 20 periods of one vector
         // over 40 rows; 144: 9 vectors, one row; 160: 10 vectors); 17, 19 and 100 (25
-        // vectors a period) take the flat kernel.
+        // vectors a period) take the flat kernel. AVX2's kernels: see the sizes at the end.
         let sizes = [
             (1, 1),
             (3, 5),
@@ -746,6 +757,13 @@ mod tests {
             (5, 24),
             (17, 30),
             (2, 100),
+            // AVX2: periods of 8-lane vectors (12: 3 vectors in 2 rows, 33 rows end in a
+            // partial period; 6: 3 vectors in 4 rows; 120: 15 vectors, one row); 136 is 17
+            // vectors, the flat kernel.
+            (33, 12),
+            (35, 6),
+            (34, 120),
+            (3, 136),
         ];
         for &(h, w) in &sizes {
             let n_maps = 3;
