@@ -241,8 +241,9 @@ pub fn has_fused_kernel(device: &candle_core::Device) -> bool {
 }
 
 /// The CPU kernels [`soft_argmax`] runs in this process: `"avx512"` (AVX-512F; f32 maps
-/// take intrinsics kernels where the CPU also has AVX-512DQ), `"avx2"` (AVX2 + FMA; f32 maps take intrinsics kernels) or
-/// `"generic"` (the x86-64 or other baseline), chosen once from the CPU's features.
+/// take intrinsics kernels where the CPU also has AVX-512DQ), `"avx2"` (AVX2 + FMA; f32
+/// maps take intrinsics kernels) or `"generic"` (the x86-64 or other baseline), chosen once
+/// from the CPU's features.
 /// `LANDMARK_SSL_SOFT_ARGMAX_NO_AVX512=1`, set before the first call, skips AVX-512: to
 /// measure what a CPU without it gets. Every choice computes the same function; the last
 /// bits differ (each has its own exponential).

@@ -4,8 +4,8 @@
 //! They compute what `cpu::fwd_map_impl` and `cpu::bwd_map_impl` compute (the same
 //! statistics), with the structure of the AVX-512 kernels (`super::avx512`) on 8-lane
 //! vectors:
-//! - the exponential is 12 vector instructions (the portable kernels' compiled code takes
-//!   13 and a stack spill or two): see [`exp2`];
+//! - the exponential is 11 vector instructions (the portable kernels' compiled code takes
+//!   13 and a stack spill or two): see [`Exp2Affine`];
 //! - maps whose lanes' coordinates repeat within 16 vectors go through period kernels: a
 //!   period of P = w / gcd(w, 8) vectors is R = 8 / gcd(w, 8) whole rows (widths 8, 16,
 //!   ..., 128 are one row a period: the 64x64 and 80x80 maps of the paper's models; 60,
