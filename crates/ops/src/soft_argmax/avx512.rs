@@ -7,17 +7,26 @@
 //! `vscalefps` multiplies it by 2^floor(t) (see [`exp2`] for its accuracy). A masked load
 //! covers the last partial vector of a map.
 //!
-//! The forward has three kernels, by map width; the backward two:
+//! Forward and backward have three kernels each, by map width:
 //! - rows of whole vectors (width 16, 32, ..., 128: the 64x64 and 80x80 maps of the paper's
 //!   models) go through row kernels, which take the coordinates' part of the work out of the
 //!   per-pixel loop: the forward adds each exponential to its column's and its row's sums (x
 //!   and y weigh those sums once, at the end of a row or of 16 rows), the backward adds a
 //!   per-column vector to a per-row constant;
-//! - forward only, widths whose lanes' coordinates repeat within 15 vectors (60, the Blocks
-//!   maps: 15 vectors are 4 rows) go through the period kernel, the row kernels' idea over a
-//!   period of rows;
+//! - widths whose lanes' coordinates repeat within 15 vectors (60, the Blocks maps: 15
+//!   vectors are 4 rows) go through the period kernels, the row kernels' idea over a period
+//!   of rows;
 //! - other widths take the flat kernels, which walk the map as one vector with per-pixel
 //!   coordinates.
+//!
+//! The backward recomputes each exponential e exactly as the forward computed it (the same
+//! instructions on the same rounded constants) and divides it by the forward's own sum of
+//! them, folded into its linear factor (as the AVX2 kernels fold a scale there): one
+//! instruction less per 16 values than the exponent (v - m) beta - ln S it took before.
+//! On one thread, pinned, with maps in L2 (medians of six alternating runs, 2026-12-03):
+//! the backward share of (4, 5, 60, 60) took 17.5 µs with the period kernel, against
+//! 23.9 µs with the flat kernel and that exponent; 64 and 80 wide maps (the row kernels)
+//! stayed at 16-17 µs.
 //!
 //! Each forward kernel first finds the map's maximum (eight accumulators, see [`map_max`])
 //! and, while it computes, prefetches the next map: into L1 when a map is at most 16 KiB
@@ -535,7 +544,13 @@ unsafe fn fwd_map_flat(
 
 /// Backward of one f32 map of width `w` into `out` (every element written), as
 /// `cpu::bwd_map_impl`: out = beta p ((x - mx) gx + (y - my) gy),
-/// p = exp(beta (v - max) - ln S). Rows of whole vectors take [`bwd_map_rows`].
+/// p = exp(beta (v - max) - ln S). Each p is computed as the forward computed it: the same
+/// exponential e of the same exponent (one multiply-add of v with the forward's rounded
+/// constants) times 1 / S, where S is the forward's own sum, recovered from `stats`; 1 / S
+/// is folded into the linear factor's constants, so a value costs one multiply-add, the
+/// exponential, an add and a multiply. Widths take the forward's kernels: rows of whole
+/// vectors [`bwd_map_rows`], widths with a period of at most 15 vectors
+/// [`bwd_map_period`], the others [`bwd_map_flat`].
 ///
 /// # Safety
 /// The CPU must support AVX-512F and DQ; `xs`, `ys` and `out` must be at least as long as
@@ -556,14 +571,15 @@ pub(super) unsafe fn bwd_map(
     out: &mut [MaybeUninit<f32>],
 ) {
     debug_assert!(xs.len() >= map.len() && ys.len() >= map.len() && out.len() >= map.len());
-    // As in `fwd_map`: the row kernels only see non-empty maps whose width divides them, so
-    // that every output value is written and `xs` holds a whole row.
+    // As in `fwd_map`: the row and period kernels only see non-empty maps whose width
+    // divides them, so that every output value is written and `xs` holds a whole row.
     let w = if !map.is_empty() && w > 0 && map.len().is_multiple_of(w) {
         w
     } else {
         0
     };
-    let args = (map, xs, ys, beta, stats, g, cx, cy, out);
+    let s = BwdSetup::new(beta, stats, g, cx, cy);
+    let args = (map, xs, ys, s, out);
     match w {
         16 => bwd_map_rows::<1>(args),
         32 => bwd_map_rows::<2>(args),
@@ -573,49 +589,97 @@ pub(super) unsafe fn bwd_map(
         96 => bwd_map_rows::<6>(args),
         112 => bwd_map_rows::<7>(args),
         128 => bwd_map_rows::<8>(args),
-        _ => bwd_map_flat(args),
+        0 => bwd_map_flat(args, 0),
+        w => match w / gcd16(w) {
+            1 => bwd_map_period::<1>(args, w),
+            3 => bwd_map_period::<3>(args, w),
+            5 => bwd_map_period::<5>(args, w),
+            7 => bwd_map_period::<7>(args, w),
+            9 => bwd_map_period::<9>(args, w),
+            10 => bwd_map_period::<10>(args, w),
+            11 => bwd_map_period::<11>(args, w),
+            12 => bwd_map_period::<12>(args, w),
+            13 => bwd_map_period::<13>(args, w),
+            14 => bwd_map_period::<14>(args, w),
+            15 => bwd_map_period::<15>(args, w),
+            _ => bwd_map_flat(args, 0),
+        },
     }
 }
 
-/// The arguments of [`bwd_map`] but `w`.
+/// The constants of one map's backward, in f32: the forward's exponent
+/// t = v bl - m bl (`bl` and `mb` rounded exactly as [`fwd_setup`] rounds them, so that
+/// e = 2^t is the forward's e bit for bit), and the linear factor divided by the forward's
+/// sum S of those e: out = e (a x + b y + c) with x, y the centred coordinates.
+#[derive(Clone, Copy)]
+struct BwdSetup {
+    blv: __m512,
+    neg_mb: __m512,
+    /// beta gx / S, beta gy / S and -beta ((mx - cx) gx + (my - cy) gy) / S.
+    a: f32,
+    b: f32,
+    c: f32,
+}
+
+impl BwdSetup {
+    #[rustversion::since(1.89)]
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    fn new(beta: f64, stats: [f64; 4], g: [f64; 2], cx: f64, cy: f64) -> Self {
+        let [mx, my, m, lse] = stats;
+        // As `fwd_setup` with the forward's f32 beta and the map's maximum (an f32 value).
+        let bl = ((beta as f32) as f64 * std::f64::consts::LOG2_E) as f32;
+        let m = m as f32;
+        let mb = m * bl;
+        // `FwdSetup::stats` reported ln S - d ln 2 (d = m bl - mb, the rounding of the
+        // common offset): the forward's own sum of e is S = exp(ln S) 2^d.
+        let d = m as f64 * bl as f64 - mb as f64;
+        let inv_s = (-lse - d * std::f64::consts::LN_2).exp();
+        let (gx, gy) = (beta * g[0] * inv_s, beta * g[1] * inv_s);
+        BwdSetup {
+            blv: _mm512_set1_ps(bl),
+            neg_mb: _mm512_set1_ps(-mb),
+            a: gx as f32,
+            b: gy as f32,
+            c: (-((mx - cx) * gx + (my - cy) * gy)) as f32,
+        }
+    }
+
+    /// The forward's e for the 16 values `x`.
+    #[rustversion::since(1.89)]
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    fn exp(&self, x: __m512) -> __m512 {
+        exp2(_mm512_fmadd_ps(x, self.blv, self.neg_mb))
+    }
+}
+
+/// The arguments of [`bwd_map`] after its setup.
 type BwdArgs<'a> = (
     &'a [f32],
     &'a [f32],
     &'a [f32],
-    f64,
-    [f64; 4],
-    [f64; 2],
-    f64,
-    f64,
+    BwdSetup,
     &'a mut [MaybeUninit<f32>],
 );
 
 /// [`bwd_map`] for maps whose rows are `NV` whole vectors: the linear factor
-/// beta ((x - mx) gx + (y - my) gy) is a per-column vector plus a per-row constant, so each
-/// value costs one add for it instead of two multiply-adds and two coordinate loads.
+/// a x + b y + c is a per-column vector plus a per-row constant, so each value costs one
+/// add for it instead of two multiply-adds and two coordinate loads.
 ///
 /// # Safety
 /// As [`bwd_map`], with `map.len()` a multiple of 16 `NV`.
 #[rustversion::since(1.89)]
 #[target_feature(enable = "avx512f,avx512dq")]
 unsafe fn bwd_map_rows<const NV: usize>(args: BwdArgs<'_>) {
-    let (map, xs, ys, beta, stats, g, cx, cy, out) = args;
+    let (map, xs, ys, s, out) = args;
     let w = 16 * NV;
     let n = map.len();
-    let [mx, my, m, lse] = stats;
-    let (gx, gy) = (beta * g[0], beta * g[1]);
-    let bl = _mm512_set1_ps((beta * std::f64::consts::LOG2_E) as f32);
-    let mf = _mm512_set1_ps(m as f32);
-    let nl = _mm512_set1_ps((-lse * std::f64::consts::LOG2_E) as f32);
-    // beta gx (x - mx) per column vector; beta gy (y - my) per row, below.
+    // a x + c per column vector; b y per row, below.
     let mut colv = [_mm512_setzero_ps(); NV];
     for (j, c) in colv.iter_mut().enumerate() {
         let x = _mm512_loadu_ps(xs.as_ptr().add(16 * j));
-        *c = _mm512_fmadd_ps(
-            _mm512_set1_ps(gx as f32),
-            x,
-            _mm512_set1_ps((-gx * (mx - cx)) as f32),
-        );
+        *c = _mm512_fmadd_ps(_mm512_set1_ps(s.a), x, _mm512_set1_ps(s.c));
     }
     let v = map.as_ptr();
     let o = out.as_mut_ptr().cast::<f32>();
@@ -624,51 +688,99 @@ unsafe fn bwd_map_rows<const NV: usize>(args: BwdArgs<'_>) {
         let off = row * w;
         // As in the forward pass: the next map streams into L2 while this one computes.
         super::cpu::prefetch_l2(next.wrapping_add(off), w * 4);
-        let rowc = _mm512_set1_ps((gy * (*ys.get_unchecked(off) as f64 + cy - my)) as f32);
+        let rowc = _mm512_set1_ps(s.b * *ys.get_unchecked(off));
         for (j, c) in colv.iter().enumerate() {
-            let x = _mm512_loadu_ps(v.add(off + 16 * j));
-            let p = exp2(_mm512_fmadd_ps(_mm512_sub_ps(x, mf), bl, nl));
-            let lin = _mm512_add_ps(*c, rowc);
-            _mm512_storeu_ps(o.add(off + 16 * j), _mm512_mul_ps(p, lin));
+            let e = s.exp(_mm512_loadu_ps(v.add(off + 16 * j)));
+            _mm512_storeu_ps(
+                o.add(off + 16 * j),
+                _mm512_mul_ps(e, _mm512_add_ps(*c, rowc)),
+            );
         }
     }
 }
 
-/// [`bwd_map`] for any map, one vector of pixels at a time.
+/// [`bwd_map`] for maps of width `w` whose lanes' coordinates repeat every `P` vectors
+/// (16 P = R w, as in [`fwd_map_period`]): the linear factor is a per-place vector
+/// (a x + b dy + c, dy the lane's row offset in its period) plus b times the y of the
+/// period's first row. Rows after the last whole period take [`bwd_map_flat`]'s loop.
+///
+/// # Safety
+/// As [`bwd_map`], with `map` not empty and `w` dividing `map.len()` and 16 `P`.
+#[rustversion::since(1.89)]
+#[target_feature(enable = "avx512f,avx512dq")]
+unsafe fn bwd_map_period<const P: usize>(args: BwdArgs<'_>, w: usize) {
+    let (map, xs, ys, s, out) = args;
+    let n = map.len();
+    let plen = 16 * P;
+    debug_assert!(plen.is_multiple_of(w) && n.is_multiple_of(w));
+    let periods = n / plen;
+    let (v, px, py) = (map.as_ptr(), xs.as_ptr(), ys.as_ptr());
+    let o = out.as_mut_ptr().cast::<f32>();
+    let next = v.wrapping_add(n);
+    if periods > 0 {
+        let y0 = _mm512_set1_ps(*py);
+        let (a, b, c) = (
+            _mm512_set1_ps(s.a),
+            _mm512_set1_ps(s.b),
+            _mm512_set1_ps(s.c),
+        );
+        let mut place = [_mm512_setzero_ps(); P];
+        for (p, pl) in place.iter_mut().enumerate() {
+            let dy = _mm512_sub_ps(_mm512_loadu_ps(py.add(16 * p)), y0);
+            *pl = _mm512_fmadd_ps(
+                a,
+                _mm512_loadu_ps(px.add(16 * p)),
+                _mm512_fmadd_ps(b, dy, c),
+            );
+        }
+        for q in 0..periods {
+            let base = q * plen;
+            super::cpu::prefetch_l2(next.wrapping_add(base), plen * 4);
+            let rowc = _mm512_set1_ps(s.b * *py.add(base));
+            for (p, pl) in place.iter().enumerate() {
+                let e = s.exp(_mm512_loadu_ps(v.add(base + 16 * p)));
+                _mm512_storeu_ps(
+                    o.add(base + 16 * p),
+                    _mm512_mul_ps(e, _mm512_add_ps(*pl, rowc)),
+                );
+            }
+        }
+    }
+    bwd_map_flat((map, xs, ys, s, out), periods * plen);
+}
+
+/// [`bwd_map`] for any map from value `start` on, one vector of pixels at a time.
 ///
 /// # Safety
 /// As [`bwd_map`].
 #[rustversion::since(1.89)]
 #[target_feature(enable = "avx512f,avx512dq")]
-unsafe fn bwd_map_flat(args: BwdArgs<'_>) {
-    let (map, xs, ys, beta, stats, g, cx, cy, out) = args;
+unsafe fn bwd_map_flat(args: BwdArgs<'_>, start: usize) {
+    let (map, xs, ys, s, out) = args;
     let n = map.len();
     debug_assert!(xs.len() >= n && ys.len() >= n && out.len() >= n);
-    let [mx, my, m, lse] = stats;
-    let a = _mm512_set1_ps((beta * g[0]) as f32);
-    let b = _mm512_set1_ps((beta * g[1]) as f32);
-    let c0 = _mm512_set1_ps((-beta * ((mx - cx) * g[0] + (my - cy) * g[1])) as f32);
-    let bl = _mm512_set1_ps((beta * std::f64::consts::LOG2_E) as f32);
-    let mf = _mm512_set1_ps(m as f32);
-    let nl = _mm512_set1_ps((-lse * std::f64::consts::LOG2_E) as f32);
+    let (a, b, c) = (
+        _mm512_set1_ps(s.a),
+        _mm512_set1_ps(s.b),
+        _mm512_set1_ps(s.c),
+    );
     let (v, px, py) = (map.as_ptr(), xs.as_ptr(), ys.as_ptr());
     let o = out.as_mut_ptr().cast::<f32>();
     let next = v.wrapping_add(n);
-    let mut i = 0;
+    let mut i = start;
     while i < n {
-        if i % BLOCK == 0 {
+        if i.is_multiple_of(BLOCK) {
             // As in the forward pass: the next map streams into L2 while this one computes.
             super::cpu::prefetch_l2(next.wrapping_add(i), BLOCK * 4);
         }
         let k = if n - i >= 16 { 0xffff } else { lanes(n - i) };
-        let x = _mm512_maskz_loadu_ps(k, v.add(i));
-        let p = exp2(_mm512_fmadd_ps(_mm512_sub_ps(x, mf), bl, nl));
+        let e = s.exp(_mm512_maskz_loadu_ps(k, v.add(i)));
         let lin = _mm512_fmadd_ps(
             a,
             _mm512_maskz_loadu_ps(k, px.add(i)),
-            _mm512_fmadd_ps(b, _mm512_maskz_loadu_ps(k, py.add(i)), c0),
+            _mm512_fmadd_ps(b, _mm512_maskz_loadu_ps(k, py.add(i)), c),
         );
-        _mm512_mask_storeu_ps(o.add(i), k, _mm512_mul_ps(p, lin));
+        _mm512_mask_storeu_ps(o.add(i), k, _mm512_mul_ps(e, lin));
         i += 16;
     }
 }
