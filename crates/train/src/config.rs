@@ -304,7 +304,8 @@ pub struct ScheduleConfig {
     /// Epochs over which the learning rate grows linearly from `lr / (n * steps)` to the
     /// scheduled rate when the unlabelled costs join, at the end of `costs.warmup_epochs`
     /// (0 = no ramp; without a warm-up the ramp starts at the first step, an ordinary
-    /// learning-rate warm-up). Adam's moments at the join still have the landmark cost's
+    /// learning-rate warm-up; after a warm-up with the landmark cost alone nothing joins
+    /// and there is no ramp). Adam's moments at the join still have the landmark cost's
     /// scale, and Adam's steps are near full size whatever the new costs' weights (ramping
     /// those weights instead did not help, measured). Measured on Seq-MT Blocks at 5%
     /// labels with 2 epochs, on 41f121f's build: seed 0 no longer fell back onto the
@@ -369,11 +370,13 @@ impl ExperimentConfig {
     /// 0-based), from [`ScheduleConfig::lr_rampup_epochs`]: 1 before the unlabelled costs
     /// join and after the ramp; in between `(steps done since the join) / (ramp steps)`,
     /// from `1 / (lr_rampup_epochs * steps)` on the first step to 1 on the ramp's last. The
-    /// ramp starts at [`CostConfig::join_epoch`].
+    /// ramp starts at [`CostConfig::join_epoch`]; a warmed-up run in which nothing joins
+    /// (the landmark cost alone) has no ramp.
     pub fn lr_rampup_factor(&self, epoch: usize, step: usize, steps: usize) -> f64 {
         let ramp = self.schedule.lr_rampup_epochs;
         let start = self.costs.join_epoch();
-        if ramp == 0 || steps == 0 || epoch < start {
+        let nothing_joins = start > 0 && !self.costs.joins_at(start);
+        if ramp == 0 || steps == 0 || epoch < start || nothing_joins {
             return 1.0;
         }
         let done = (epoch - start) * steps + step.min(steps - 1) + 1;
@@ -552,6 +555,10 @@ mod tests {
                 last = f;
             }
         }
+        // The landmark cost alone: nothing joins after the warm-up, so no ramp.
+        cfg.costs.set_from_label("L").unwrap();
+        assert_eq!(cfg.lr_rampup_factor(2, 0, steps), 1.0);
+        assert_eq!(cfg.lr_rampup_factor(0, 0, steps), 1.0);
         // Without the landmark cost nothing is warmed up: the ramp starts at once.
         cfg.costs.set_from_label("A").unwrap();
         assert_relative_eq!(cfg.lr_rampup_factor(0, 0, steps), 1.0 / 20.0);
