@@ -165,7 +165,8 @@ fn fused_backward_matches_finite_differences() {
 #[test]
 fn fused_backward_f32_matches_f64() {
     // On AVX-512, 12 and 60 wide: the period kernels (61 rows of 60: 15 periods of 4 rows
-    // and a row after them); 32 wide: the row kernels; 19 wide: the flat kernels.
+    // and a row after them); 32 wide: the forward's row kernel and the backward's period
+    // kernel (a period of one row); 19 wide: the flat kernels.
     for (b, k, h, w) in [(2, 3, 16, 12), (1, 2, 61, 60), (2, 2, 5, 32), (2, 1, 6, 19)] {
         backward_f32_matches_f64(b, k, h, w);
     }
@@ -251,8 +252,8 @@ fn one_hot_maps_give_their_pixel() {
 
 #[test]
 fn extreme_logits_stay_finite() {
-    // On AVX-512, 12 wide: the period kernels; 16 wide: the row kernels; 17 wide: the
-    // flat kernels.
+    // On AVX-512, 12 wide: the period kernels; 16 wide: the forward's row kernel; 17 wide:
+    // the flat kernels.
     for (b, k, h, w) in [(2, 2, 12, 12), (2, 2, 12, 16), (2, 2, 12, 17)] {
         extreme_logits(b, k, h, w);
     }

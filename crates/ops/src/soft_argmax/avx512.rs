@@ -7,15 +7,15 @@
 //! `vscalefps` multiplies it by 2^floor(t) (see [`exp2`] for its accuracy). A masked load
 //! covers the last partial vector of a map.
 //!
-//! Forward and backward have three kernels each, by map width:
+//! The forward has three kernels, by map width; the backward two:
 //! - rows of whole vectors (width 16, 32, ..., 128: the 64x64 and 80x80 maps of the paper's
-//!   models) go through row kernels, which take the coordinates' part of the work out of the
-//!   per-pixel loop: the forward adds each exponential to its column's and its row's sums (x
-//!   and y weigh those sums once, at the end of a row or of 16 rows), the backward adds a
-//!   per-column vector to a per-row constant;
+//!   models) go through the forward's row kernels, which take the coordinates' part of the
+//!   work out of the per-pixel loop: each exponential is added to its column's and its
+//!   row's sums, and x and y weigh those sums once, at the end of a row or of 16 rows;
 //! - widths whose lanes' coordinates repeat within 15 vectors (60, the Blocks maps: 15
 //!   vectors are 4 rows) go through the period kernels, the row kernels' idea over a period
-//!   of rows;
+//!   of rows. The backward's period kernel takes rows of whole vectors too (a period of one
+//!   row): a per-place vector plus a per-period constant is its linear factor;
 //! - other widths take the flat kernels, which walk the map as one vector with per-pixel
 //!   coordinates.
 //!
@@ -25,8 +25,8 @@
 //! instruction less per 16 values than the exponent (v - m) beta - ln S it took before.
 //! On one thread, pinned, with maps in L2 (medians of six alternating runs, 2026-12-03):
 //! the backward share of (4, 5, 60, 60) took 17.5 µs with the period kernel, against
-//! 23.9 µs with the flat kernel and that exponent; 64 and 80 wide maps (the row kernels)
-//! stayed at 16-17 µs.
+//! 23.9 µs with the flat kernel and that exponent; 64 and 80 wide maps (then a row kernel,
+//! now the period kernel, which computes the same values) stayed at 16-17 µs.
 //!
 //! Each forward kernel first finds the map's maximum (eight accumulators, see [`map_max`])
 //! and, while it computes, prefetches the next map: into L1 when a map is at most 16 KiB
@@ -548,8 +548,8 @@ unsafe fn fwd_map_flat(
 /// exponential e of the same exponent (one multiply-add of v with the forward's rounded
 /// constants) times 1 / S, where S is the forward's own sum, recovered from `stats`; 1 / S
 /// is folded into the linear factor's constants, so a value costs one multiply-add, the
-/// exponential, an add and a multiply. Widths take the forward's kernels: rows of whole
-/// vectors [`bwd_map_rows`], widths with a period of at most 15 vectors
+/// exponential, an add and a multiply. Widths whose lanes' coordinates repeat within 15
+/// vectors (rows of whole vectors, up to 128 wide, and widths such as 60) take
 /// [`bwd_map_period`], the others [`bwd_map_flat`].
 ///
 /// # Safety
@@ -571,8 +571,8 @@ pub(super) unsafe fn bwd_map(
     out: &mut [MaybeUninit<f32>],
 ) {
     debug_assert!(xs.len() >= map.len() && ys.len() >= map.len() && out.len() >= map.len());
-    // As in `fwd_map`: the row and period kernels only see non-empty maps whose width
-    // divides them, so that every output value is written and `xs` holds a whole row.
+    // As in `fwd_map`: the period kernel only sees non-empty maps whose width divides
+    // them, so that every output value is written and `xs` holds a whole row.
     let w = if !map.is_empty() && w > 0 && map.len().is_multiple_of(w) {
         w
     } else {
@@ -580,21 +580,19 @@ pub(super) unsafe fn bwd_map(
     };
     let s = BwdSetup::new(beta, stats, g, cx, cy);
     let args = (map, xs, ys, s, out);
+    // Rows of whole vectors are periods of one row (P = w / 16), so the period kernel takes
+    // them too: its per-place vectors are then per-column ones.
     match w {
-        16 => bwd_map_rows::<1>(args),
-        32 => bwd_map_rows::<2>(args),
-        48 => bwd_map_rows::<3>(args),
-        64 => bwd_map_rows::<4>(args),
-        80 => bwd_map_rows::<5>(args),
-        96 => bwd_map_rows::<6>(args),
-        112 => bwd_map_rows::<7>(args),
-        128 => bwd_map_rows::<8>(args),
         0 => bwd_map_flat(args, 0),
         w => match w / gcd16(w) {
             1 => bwd_map_period::<1>(args, w),
+            2 => bwd_map_period::<2>(args, w),
             3 => bwd_map_period::<3>(args, w),
+            4 => bwd_map_period::<4>(args, w),
             5 => bwd_map_period::<5>(args, w),
+            6 => bwd_map_period::<6>(args, w),
             7 => bwd_map_period::<7>(args, w),
+            8 => bwd_map_period::<8>(args, w),
             9 => bwd_map_period::<9>(args, w),
             10 => bwd_map_period::<10>(args, w),
             11 => bwd_map_period::<11>(args, w),
@@ -662,42 +660,6 @@ type BwdArgs<'a> = (
     BwdSetup,
     &'a mut [MaybeUninit<f32>],
 );
-
-/// [`bwd_map`] for maps whose rows are `NV` whole vectors: the linear factor
-/// a x + b y + c is a per-column vector plus a per-row constant, so each value costs one
-/// add for it instead of two multiply-adds and two coordinate loads.
-///
-/// # Safety
-/// As [`bwd_map`], with `map.len()` a multiple of 16 `NV`.
-#[rustversion::since(1.89)]
-#[target_feature(enable = "avx512f,avx512dq")]
-unsafe fn bwd_map_rows<const NV: usize>(args: BwdArgs<'_>) {
-    let (map, xs, ys, s, out) = args;
-    let w = 16 * NV;
-    let n = map.len();
-    // a x + c per column vector; b y per row, below.
-    let mut colv = [_mm512_setzero_ps(); NV];
-    for (j, c) in colv.iter_mut().enumerate() {
-        let x = _mm512_loadu_ps(xs.as_ptr().add(16 * j));
-        *c = _mm512_fmadd_ps(_mm512_set1_ps(s.a), x, _mm512_set1_ps(s.c));
-    }
-    let v = map.as_ptr();
-    let o = out.as_mut_ptr().cast::<f32>();
-    let next = v.wrapping_add(n);
-    for row in 0..n / w {
-        let off = row * w;
-        // As in the forward pass: the next map streams into L2 while this one computes.
-        super::cpu::prefetch_l2(next.wrapping_add(off), w * 4);
-        let rowc = _mm512_set1_ps(s.b * *ys.get_unchecked(off));
-        for (j, c) in colv.iter().enumerate() {
-            let e = s.exp(_mm512_loadu_ps(v.add(off + 16 * j)));
-            _mm512_storeu_ps(
-                o.add(off + 16 * j),
-                _mm512_mul_ps(e, _mm512_add_ps(*c, rowc)),
-            );
-        }
-    }
-}
 
 /// [`bwd_map`] for maps of width `w` whose lanes' coordinates repeat every `P` vectors
 /// (16 P = R w, as in [`fwd_map_period`]): the linear factor is a per-place vector

@@ -726,8 +726,8 @@ mod tests {
 
     fn check_isas<F: Float>(tol: f64) {
         // Sizes around the SIMD width and the block size, several maps. On AVX-512: widths
-        // of whole vectors (16 to 128) take the row kernels, and 17 rows of 48 or 80 span
-        // two flushes of their f32 sums; widths with w / gcd(w, 16) <= 15 take the period
+        // of whole vectors (16 to 128) take the forward's row kernels (and the backward's
+        // period kernel), and 17 rows of 48 or 80 span two flushes of their f32 sums; widths with w / gcd(w, 16) <= 15 take the period
         // kernel (60: 4 rows a period, so 61 rows end in a partial period, 3 rows hold
         // none, 69 rows are 17 periods, two flushes, and a row; 8: 20 periods of one vector
         // over 40 rows; 144: 9 vectors, one row; 160: 10 vectors); 17, 19 and 100 (25
