@@ -24,6 +24,7 @@
 
 pub mod affine;
 mod buffer;
+mod cache;
 pub mod conv;
 pub mod coords;
 mod denormal;

@@ -179,7 +179,7 @@ impl FwdSetup {
             bl,
             mb,
             exp: Exp2Affine::new(bl, -mb)?,
-            l1: std::mem::size_of_val(map) <= super::cpu::L1_PREFETCH_MAX_BYTES,
+            l1: crate::cache::cache_sizes().prefetch_into_l1(std::mem::size_of_val(map)),
         })
     }
 
@@ -461,7 +461,20 @@ type BwdArgs<'a> = (
     f64,
     f64,
     &'a mut [MaybeUninit<f32>],
+    bool,
 );
+
+/// Stores the 8 values `x` at `o`: a streaming store when `stream` (`o` then 32-byte
+/// aligned), else an ordinary one.
+#[inline]
+#[target_feature(enable = "avx")]
+unsafe fn store(o: *mut f32, x: __m256, stream: bool) {
+    if stream {
+        _mm256_stream_ps(o, x);
+    } else {
+        _mm256_storeu_ps(o, x);
+    }
+}
 
 /// What the backward kernels derive from a map's statistics [mx, my, m, ln S]:
 /// p = 2^(v bl - T) with bl = beta log2 e and T = m bl + ln S log2 e, computed as
@@ -490,7 +503,9 @@ impl BwdSetup {
 /// Backward of one f32 map of width `w` into `out` (every element written), as
 /// `cpu::bwd_map_impl`: out = beta p ((x - mx) gx + (y - my) gy),
 /// p = exp(beta (v - max) - ln S). Widths taken by [`fwd_map_period`] take
-/// [`bwd_map_period`], the others [`bwd_map_flat`].
+/// [`bwd_map_period`], the others [`bwd_map_flat`]. With `stream`, and `out` 32-byte
+/// aligned, whole vectors are written with streaming stores (the same values), fenced
+/// before returning.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA; `xs`, `ys` and `out` must be at least as long as
@@ -508,15 +523,23 @@ pub(super) unsafe fn bwd_map(
     cx: f64,
     cy: f64,
     out: &mut [MaybeUninit<f32>],
+    stream: bool,
 ) {
     debug_assert!(xs.len() >= map.len() && ys.len() >= map.len() && out.len() >= map.len());
     let Some(setup) = BwdSetup::new(beta, stats) else {
-        return super::cpu::bwd_map_avx2(map, w, xs, ys, beta, stats, g, cx, cy, out);
+        return super::cpu::bwd_map_avx2(map, w, xs, ys, beta, stats, g, cx, cy, out, stream);
     };
-    let args = (map, xs, ys, beta, stats, g, cx, cy, out);
+    // Streaming stores need 32-byte aligned addresses: every whole-vector store below
+    // starts a multiple of 8 values into `out`.
+    let stream = stream && (out.as_ptr() as usize).is_multiple_of(32);
+    let args = (map, xs, ys, beta, stats, g, cx, cy, out, stream);
     // As in `fwd_map`: the period kernels only see non-empty maps whose width divides them.
     if map.is_empty() || w == 0 || !map.len().is_multiple_of(w) {
-        return bwd_map_flat(args, &setup, 0);
+        bwd_map_flat(args, &setup, 0);
+        if stream {
+            _mm_sfence();
+        }
+        return;
     }
     let s = &setup;
     match period(w) {
@@ -538,6 +561,10 @@ pub(super) unsafe fn bwd_map(
         16 => bwd_map_period::<16>(args, s, w),
         _ => bwd_map_flat(args, s, 0),
     }
+    if stream {
+        // Streaming stores are weakly ordered: fence them before the map's task ends.
+        _mm_sfence();
+    }
 }
 
 /// [`bwd_map`] for maps whose lanes' coordinates repeat every `P` vectors (as in
@@ -551,7 +578,7 @@ pub(super) unsafe fn bwd_map(
 /// As [`bwd_map`], with `map` not empty and `w` dividing `map.len()` and 8 `P`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn bwd_map_period<const P: usize>(args: BwdArgs<'_>, setup: &BwdSetup, w: usize) {
-    let (map, xs, ys, beta, stats, g, cx, cy, out) = args;
+    let (map, xs, ys, beta, stats, g, cx, cy, out, stream) = args;
     let n = map.len();
     let plen = 8 * P;
     debug_assert!(plen.is_multiple_of(w) && n.is_multiple_of(w));
@@ -582,15 +609,20 @@ unsafe fn bwd_map_period<const P: usize>(args: BwdArgs<'_>, setup: &BwdSetup, w:
         let per = _mm256_set1_ps((gy * (*py.add(off) as f64 + cy - my)) as f32);
         for (p, pl) in place.iter().enumerate() {
             let prob = setup.exp.eval(_mm256_loadu_ps(v.add(off + 8 * p)));
-            _mm256_storeu_ps(
+            store(
                 o.add(off + 8 * p),
                 _mm256_mul_ps(prob, _mm256_add_ps(*pl, per)),
+                stream,
             );
         }
     }
     let done = periods * plen;
     if done < n {
-        bwd_map_flat((map, xs, ys, beta, stats, g, cx, cy, out), setup, done);
+        bwd_map_flat(
+            (map, xs, ys, beta, stats, g, cx, cy, out, stream),
+            setup,
+            done,
+        );
     }
 }
 
@@ -600,7 +632,7 @@ unsafe fn bwd_map_period<const P: usize>(args: BwdArgs<'_>, setup: &BwdSetup, w:
 /// As [`bwd_map`].
 #[target_feature(enable = "avx2,fma")]
 unsafe fn bwd_map_flat(args: BwdArgs<'_>, setup: &BwdSetup, from: usize) {
-    let (map, xs, ys, beta, stats, g, cx, cy, out) = args;
+    let (map, xs, ys, beta, stats, g, cx, cy, out, stream) = args;
     let n = map.len();
     debug_assert!(xs.len() >= n && ys.len() >= n && out.len() >= n);
     let [mx, my, ..] = stats;
@@ -623,7 +655,8 @@ unsafe fn bwd_map_flat(args: BwdArgs<'_>, setup: &BwdSetup, from: usize) {
             _mm256_loadu_ps(px.add(i)),
             _mm256_fmadd_ps(b, _mm256_loadu_ps(py.add(i)), c0),
         );
-        _mm256_storeu_ps(o.add(i), _mm256_mul_ps(p, lin));
+        // `from` and `i` are multiples of 8, so `o + i` is aligned where `o` is.
+        store(o.add(i), _mm256_mul_ps(p, lin), stream);
         i += 8;
     }
     if i < n {

@@ -29,9 +29,11 @@
 //! now the period kernel, which computes the same values) stayed at 16-17 µs.
 //!
 //! Each forward kernel first finds the map's maximum (eight accumulators, see [`map_max`])
-//! and, while it computes, prefetches the next map: into L1 when a map is at most 16 KiB
-//! (60x60 and 64x64 maps: two fit in a 48 KiB L1d, so the next maximum pass reads L1),
-//! into L2 otherwise.
+//! and, while it computes, prefetches the next map: into L1 when two maps fit in the
+//! core's L1d with room to spare (60x60 and 64x64 maps in a 48 KiB L1d, 60x60 only in a
+//! 32 KiB one; see `crate::cache`), so that the next maximum pass reads L1, into L2
+//! otherwise. The backward writes its gradient with streaming stores when the maps and the
+//! gradient together exceed the last-level cache (`crate::cache`).
 //!
 //! Measured on one thread over 160 maps of 60x60 (min of 300 runs, four interleaved
 //! rounds, 2026-12-01): 5.99 ns per 16 values with the flat kernel and the former degree-6
@@ -191,8 +193,9 @@ struct FwdSetup {
     /// `bl` and `-mb` in every lane.
     blv: __m512,
     neg_mb: __m512,
-    /// Whether the next map is prefetched into L1 (maps of at most
-    /// `cpu::L1_PREFETCH_MAX_BYTES`: its maximum pass then reads L1) rather than into L2.
+    /// Whether the next map is prefetched into L1 (two maps fit in L1d, see
+    /// `crate::cache::CacheSizes::prefetch_into_l1`: its maximum pass then reads L1)
+    /// rather than into L2.
     l1: bool,
 }
 
@@ -225,7 +228,7 @@ unsafe fn fwd_setup(map: &[f32], beta: f32) -> FwdSetup {
         mb,
         blv: _mm512_set1_ps(bl),
         neg_mb: _mm512_set1_ps(-mb),
-        l1: std::mem::size_of_val(map) <= super::cpu::L1_PREFETCH_MAX_BYTES,
+        l1: crate::cache::cache_sizes().prefetch_into_l1(std::mem::size_of_val(map)),
     }
 }
 
@@ -550,7 +553,9 @@ unsafe fn fwd_map_flat(
 /// is folded into the linear factor's constants, so a value costs one multiply-add, the
 /// exponential, an add and a multiply. Widths whose lanes' coordinates repeat within 15
 /// vectors (rows of whole vectors, up to 128 wide, and widths such as 60) take
-/// [`bwd_map_period`], the others [`bwd_map_flat`].
+/// [`bwd_map_period`], the others [`bwd_map_flat`]. With `stream`, and `out` 64-byte
+/// aligned, whole vectors are written with streaming stores (the same values), fenced
+/// before returning.
 ///
 /// # Safety
 /// The CPU must support AVX-512F and DQ; `xs`, `ys` and `out` must be at least as long as
@@ -569,8 +574,12 @@ pub(super) unsafe fn bwd_map(
     cx: f64,
     cy: f64,
     out: &mut [MaybeUninit<f32>],
+    stream: bool,
 ) {
     debug_assert!(xs.len() >= map.len() && ys.len() >= map.len() && out.len() >= map.len());
+    // Streaming stores need 64-byte aligned addresses: every vector store below starts a
+    // multiple of 16 values into `out`.
+    let stream = stream && (out.as_ptr() as usize).is_multiple_of(64);
     // As in `fwd_map`: the period kernel only sees non-empty maps whose width divides
     // them, so that every output value is written and `xs` holds a whole row.
     let w = if !map.is_empty() && w > 0 && map.len().is_multiple_of(w) {
@@ -579,7 +588,7 @@ pub(super) unsafe fn bwd_map(
         0
     };
     let s = BwdSetup::new(beta, stats, g, cx, cy);
-    let args = (map, xs, ys, s, out);
+    let args = (map, xs, ys, s, out, stream);
     // Rows of whole vectors are periods of one row (P = w / 16), so the period kernel takes
     // them too: its per-place vectors are then per-column ones.
     match w {
@@ -602,6 +611,11 @@ pub(super) unsafe fn bwd_map(
             15 => bwd_map_period::<15>(args, w),
             _ => bwd_map_flat(args, 0),
         },
+    }
+    if stream {
+        // Streaming stores are weakly ordered: fence them before the map's task ends, so
+        // that whoever synchronises with it (rayon's join) sees the gradient.
+        _mm_sfence();
     }
 }
 
@@ -652,14 +666,29 @@ impl BwdSetup {
     }
 }
 
-/// The arguments of [`bwd_map`] after its setup.
+/// The arguments of [`bwd_map`] after its setup (the last: streaming stores, on a 64-byte
+/// aligned `out`).
 type BwdArgs<'a> = (
     &'a [f32],
     &'a [f32],
     &'a [f32],
     BwdSetup,
     &'a mut [MaybeUninit<f32>],
+    bool,
 );
+
+/// Stores the 16 values `x` at `o`: a streaming store when `stream` (`o` then 64-byte
+/// aligned), else an ordinary one.
+#[rustversion::since(1.89)]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn store(o: *mut f32, x: __m512, stream: bool) {
+    if stream {
+        _mm512_stream_ps(o, x);
+    } else {
+        _mm512_storeu_ps(o, x);
+    }
+}
 
 /// [`bwd_map`] for maps of width `w` whose lanes' coordinates repeat every `P` vectors
 /// (16 P = R w, as in [`fwd_map_period`]): the linear factor is a per-place vector
@@ -671,7 +700,7 @@ type BwdArgs<'a> = (
 #[rustversion::since(1.89)]
 #[target_feature(enable = "avx512f,avx512dq")]
 unsafe fn bwd_map_period<const P: usize>(args: BwdArgs<'_>, w: usize) {
-    let (map, xs, ys, s, out) = args;
+    let (map, xs, ys, s, out, stream) = args;
     let n = map.len();
     let plen = 16 * P;
     debug_assert!(plen.is_multiple_of(w) && n.is_multiple_of(w));
@@ -701,14 +730,15 @@ unsafe fn bwd_map_period<const P: usize>(args: BwdArgs<'_>, w: usize) {
             let rowc = _mm512_set1_ps(s.b * *py.add(base));
             for (p, pl) in place.iter().enumerate() {
                 let e = s.exp(_mm512_loadu_ps(v.add(base + 16 * p)));
-                _mm512_storeu_ps(
+                store(
                     o.add(base + 16 * p),
                     _mm512_mul_ps(e, _mm512_add_ps(*pl, rowc)),
+                    stream,
                 );
             }
         }
     }
-    bwd_map_flat((map, xs, ys, s, out), periods * plen);
+    bwd_map_flat((map, xs, ys, s, out, stream), periods * plen);
 }
 
 /// [`bwd_map`] for any map from value `start` on, one vector of pixels at a time.
@@ -718,7 +748,7 @@ unsafe fn bwd_map_period<const P: usize>(args: BwdArgs<'_>, w: usize) {
 #[rustversion::since(1.89)]
 #[target_feature(enable = "avx512f,avx512dq")]
 unsafe fn bwd_map_flat(args: BwdArgs<'_>, start: usize) {
-    let (map, xs, ys, s, out) = args;
+    let (map, xs, ys, s, out, stream) = args;
     let n = map.len();
     debug_assert!(xs.len() >= n && ys.len() >= n && out.len() >= n);
     let (a, b, c) = (
@@ -742,7 +772,13 @@ unsafe fn bwd_map_flat(args: BwdArgs<'_>, start: usize) {
             _mm512_maskz_loadu_ps(k, px.add(i)),
             _mm512_fmadd_ps(b, _mm512_maskz_loadu_ps(k, py.add(i)), c),
         );
-        _mm512_mask_storeu_ps(o.add(i), k, _mm512_mul_ps(e, lin));
+        let r = _mm512_mul_ps(e, lin);
+        if k == 0xffff {
+            // `start` and `i` are multiples of 16, so `o + i` is aligned where `o` is.
+            store(o.add(i), r, stream);
+        } else {
+            _mm512_mask_storeu_ps(o.add(i), k, r);
+        }
         i += 16;
     }
 }

@@ -32,8 +32,19 @@ use std::ops::{Add, AddAssign, Mul, Sub};
 /// The forward of one map (see [`fwd_map_impl`] for the arguments).
 type FwdFn<F> = unsafe fn(&[F], usize, &[F], &[F], F, f64, f64) -> [f64; 4];
 /// The backward of one map (see [`bwd_map_impl`] for the arguments).
-type BwdFn<F> =
-    unsafe fn(&[F], usize, &[F], &[F], f64, [f64; 4], [f64; 2], f64, f64, &mut [MaybeUninit<F>]);
+type BwdFn<F> = unsafe fn(
+    &[F],
+    usize,
+    &[F],
+    &[F],
+    f64,
+    [f64; 4],
+    [f64; 2],
+    f64,
+    f64,
+    &mut [MaybeUninit<F>],
+    bool,
+);
 
 /// SIMD lanes of the accumulators.
 const LANES: usize = 16;
@@ -244,12 +255,6 @@ pub(super) fn prefetch_l2<F>(ptr: *const F, bytes: usize) {
     let _ = (ptr, bytes);
 }
 
-/// Maps of at most this many bytes (64x64 f32 maps, 60x60, ...) have the next map
-/// prefetched into L1 by the AVX-512 forward kernels: two of them fit in the 48 KiB L1d of
-/// recent x86 cores (and fill a 32 KiB one), and the next map's maximum pass then reads L1
-/// instead of L2. Larger maps go to L2 only.
-pub(super) const L1_PREFETCH_MAX_BYTES: usize = 16 * 1024;
-
 /// As [`prefetch_l2`], into L1 (and L2) when `into_l1`.
 #[inline(always)]
 pub(super) fn prefetch_next<F>(ptr: *const F, bytes: usize, into_l1: bool) {
@@ -381,7 +386,8 @@ fn fwd_map_impl<F: Float, const FMA: bool>(
 
 /// Backward of one map of width `_w` (unused here, as in [`fwd_map_impl`]):
 /// out = beta * p * ((x - mx) gx + (y - my) gy), with
-/// p = exp(beta (v - max) - ln S) recomputed from the forward's statistics.
+/// p = exp(beta (v - max) - ln S) recomputed from the forward's statistics. `_stream`
+/// asks for streaming stores (see [`backward`]); these portable kernels write normally.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn bwd_map_impl<F: Float, const FMA: bool>(
@@ -395,6 +401,7 @@ fn bwd_map_impl<F: Float, const FMA: bool>(
     cx: f64,
     cy: f64,
     out: &mut [MaybeUninit<F>],
+    _stream: bool,
 ) {
     let [mx, my, m, lse] = stats;
     let a = F::from_f64(beta * g[0]);
@@ -511,8 +518,9 @@ unsafe fn bwd_map_avx512<F: Float>(
     cx: f64,
     cy: f64,
     out: &mut [MaybeUninit<F>],
+    stream: bool,
 ) {
-    bwd_map_avx2(map, w, xs, ys, beta, stats, g, cx, cy, out)
+    bwd_map_avx2(map, w, xs, ys, beta, stats, g, cx, cy, out, stream)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -559,8 +567,9 @@ unsafe fn bwd_map_avx512<F: Float>(
     cx: f64,
     cy: f64,
     out: &mut [MaybeUninit<F>],
+    stream: bool,
 ) {
-    bwd_map_impl::<F, true>(map, w, xs, ys, beta, stats, g, cx, cy, out)
+    bwd_map_impl::<F, true>(map, w, xs, ys, beta, stats, g, cx, cy, out, stream)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -577,8 +586,9 @@ pub(super) unsafe fn bwd_map_avx2<F: Float>(
     cx: f64,
     cy: f64,
     out: &mut [MaybeUninit<F>],
+    stream: bool,
 ) {
-    bwd_map_impl::<F, true>(map, w, xs, ys, beta, stats, g, cx, cy, out)
+    bwd_map_impl::<F, true>(map, w, xs, ys, beta, stats, g, cx, cy, out, stream)
 }
 
 /// The forward and backward kernels of one map for `isa`.
@@ -655,11 +665,38 @@ fn backward_isa<F: Float>(
     if n == 0 || !data.len().is_multiple_of(n) {
         return vec![F::ZERO; data.len()];
     }
+    let mut out = crate::buffer::for_overwrite::<F>(data.len());
+    // Where the maps and their gradient exceed the last-level cache, the gradient would
+    // reach memory anyway: streaming stores then save reading each line before writing it
+    // (the kernels use them only where the buffer is aligned to their vectors).
+    let bytes = std::mem::size_of_val(data);
+    let stream = crate::cache::cache_sizes().stream_output(bytes, bytes);
+    let spare = &mut out.spare_capacity_mut()[..data.len()];
+    backward_into(isa, data, stats, grads, h, w, beta, stream, spare);
+    // SAFETY: `backward_into`'s chunks cover the first `data.len()` slots exactly
+    // (`data.len()` is a multiple of `n`), and every kernel writes each slot of its chunk.
+    unsafe { out.set_len(data.len()) };
+    out
+}
+
+/// [`backward_isa`] into `out` (as long as `data`, every slot written), with streaming
+/// stores where `stream` and the kernel has them.
+#[allow(clippy::too_many_arguments)]
+fn backward_into<F: Float>(
+    isa: Isa,
+    data: &[F],
+    stats: &[F],
+    grads: &[F],
+    h: usize,
+    w: usize,
+    beta: f64,
+    stream: bool,
+    out: &mut [MaybeUninit<F>],
+) {
+    let n = h * w;
     let (xs, ys, cx, cy) = centred_coords::<F>(h, w);
     let (_, bwd) = kernels::<F>(isa);
-    let mut out = crate::buffer::for_overwrite::<F>(data.len());
-    out.spare_capacity_mut()[..data.len()]
-        .par_chunks_mut(n)
+    out.par_chunks_mut(n)
         .zip(data.par_chunks_exact(n))
         .zip(stats.par_chunks_exact(4))
         .zip(grads.par_chunks_exact(4))
@@ -675,13 +712,9 @@ fn backward_isa<F: Float>(
                 ];
                 let g = [gr[0].to_f64(), gr[1].to_f64()];
                 // SAFETY: as in `forward_isa`; `o` has one slot per pixel of `map`.
-                unsafe { bwd(map, w, &xs, &ys, beta, st, g, cx, cy, o) };
+                unsafe { bwd(map, w, &xs, &ys, beta, st, g, cx, cy, o, stream) };
             },
         );
-    // SAFETY: the chunks above cover the first `data.len()` slots exactly (`data.len()` is
-    // a multiple of `n`), and every kernel writes each slot of its chunk.
-    unsafe { out.set_len(data.len()) };
-    out
 }
 
 #[cfg(test)]
@@ -786,6 +819,47 @@ mod tests {
             for m in f0.chunks(4) {
                 assert!(m[0].to_f64() >= 0.0 && m[0].to_f64() <= (w - 1) as f64);
                 assert!(m[1].to_f64() >= 0.0 && m[1].to_f64() <= (h - 1) as f64);
+            }
+        }
+    }
+
+    /// Streaming stores write the values ordinary stores write, bit for bit, on every
+    /// kernel (rows of whole vectors, periods, flat maps, partial last vectors), into an
+    /// output aligned for them and into one that is not (which takes ordinary stores).
+    #[test]
+    fn streaming_stores_write_the_same_gradient() {
+        for &(h, w) in &[
+            (5, 64),
+            (17, 80),
+            (61, 60),
+            (9, 20),
+            (7, 9),
+            (3, 17),
+            (33, 12),
+        ] {
+            let n_maps = 3;
+            let data: Vec<f32> = (0..n_maps * h * w)
+                .map(|i| ((i * 37 % 11) as f32) * 0.3 - (i % 5) as f32 * 0.1)
+                .collect();
+            let grads: Vec<f32> = (0..n_maps * 4).map(|i| 0.5 - (i % 3) as f32).collect();
+            for isa in available_isas() {
+                let f = forward_isa(isa, &data, h, w, 2.0);
+                let mut got = Vec::new();
+                // Offsets 0 and 1 from a 64-byte boundary: aligned, and not.
+                for (offset, stream) in [(0, false), (0, true), (1, true)] {
+                    let mut buf = vec![MaybeUninit::<f32>::uninit(); data.len() + 32];
+                    let skip = buf.as_ptr().align_offset(64) + offset;
+                    let out = &mut buf[skip..skip + data.len()];
+                    backward_into(isa, &data, &f, &grads, h, w, 2.0, stream, out);
+                    // SAFETY: `backward_into` wrote every slot of `out`.
+                    let vals: Vec<u32> = out
+                        .iter()
+                        .map(|v| unsafe { v.assume_init() }.to_bits())
+                        .collect();
+                    got.push(vals);
+                }
+                assert_eq!(got[0], got[1], "{isa:?} {h}x{w}, aligned");
+                assert_eq!(got[0], got[2], "{isa:?} {h}x{w}, unaligned");
             }
         }
     }
