@@ -91,6 +91,25 @@ impl Adam {
 
     /// One Adam update from the gradients; variables without a gradient are left alone.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.step_scaled(grads, 1.0)
+    }
+
+    /// The global L2 norm of the optimised variables' gradients (as one vector), the
+    /// quantity gradient clipping bounds.
+    pub fn grad_norm(&self, grads: &GradStore) -> Result<f64> {
+        let mut sum_sq = 0f64;
+        for slot in &self.slots {
+            if let Some(g) = grads.get(&slot.var) {
+                let s = g.to_dtype(DType::F64)?.sqr()?.sum_all()?;
+                sum_sq += s.to_scalar::<f64>()?;
+            }
+        }
+        Ok(sum_sq.sqrt())
+    }
+
+    /// [`Adam::step`] with every gradient multiplied by `scale` first (gradient clipping
+    /// passes `max_norm / norm`): the moments see the scaled gradients.
+    pub fn step_scaled(&mut self, grads: &GradStore, scale: f64) -> Result<()> {
         self.step += 1;
         let c = &self.config;
         let bias1 = 1.0 - c.beta1.powi(self.step as i32);
@@ -99,6 +118,13 @@ impl Adam {
         for slot in &self.slots {
             let Some(g) = grads.get(&slot.var) else {
                 continue;
+            };
+            let scaled;
+            let g = if scale == 1.0 {
+                g
+            } else {
+                scaled = (g * scale)?;
+                &scaled
             };
             let m = ((slot.m.as_tensor() * c.beta1)? + (g * (1.0 - c.beta1))?)?;
             let v = ((slot.v.as_tensor() * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
@@ -169,6 +195,54 @@ impl Adam {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    /// The gradient norm is the norm of all gradients as one vector, and a scaled step
+    /// is the step on the scaled gradients.
+    #[test]
+    fn grad_norm_and_scaled_steps() -> Result<()> {
+        let a = Var::new(&[3.0f32, 0.0], &Device::Cpu)?;
+        let b = Var::new(&[[2.0f32]], &Device::Cpu)?;
+        let mut vars = HashMap::new();
+        vars.insert("a".to_string(), a.clone());
+        vars.insert("b".to_string(), b.clone());
+        let cfg = AdamConfig {
+            lr: 0.1,
+            ..Default::default()
+        };
+        // f = sum(a^2) / 2 + sum(b^2) / 2: the gradients are a and b, norm sqrt(9 + 4).
+        let loss = |a: &Var, b: &Var| -> Result<candle_core::Tensor> {
+            Ok(((a.as_tensor().sqr()?.sum_all()? + b.as_tensor().sqr()?.sum_all()?)? * 0.5)?)
+        };
+        let mut opt = Adam::new(&vars, cfg)?;
+        let grads = loss(&a, &b)?.backward()?;
+        approx::assert_abs_diff_eq!(opt.grad_norm(&grads)?, 13f64.sqrt(), epsilon = 1e-6);
+        // Two steps with scale 0.5 on one copy against two steps on halved gradients by
+        // hand (f scaled by 1/2 has gradients a / 2 and b / 2).
+        opt.step_scaled(&grads, 0.5)?;
+        opt.step_scaled(&loss(&a, &b)?.backward()?, 0.5)?;
+        let a2 = Var::new(&[3.0f32, 0.0], &Device::Cpu)?;
+        let b2 = Var::new(&[[2.0f32]], &Device::Cpu)?;
+        let mut vars2 = HashMap::new();
+        vars2.insert("a".to_string(), a2.clone());
+        vars2.insert("b".to_string(), b2.clone());
+        let mut opt2 = Adam::new(&vars2, cfg)?;
+        for _ in 0..2 {
+            let half = (loss(&a2, &b2)? * 0.5)?;
+            opt2.step(&half.backward()?)?;
+        }
+        for (x, y) in [(&a, &a2), (&b, &b2)] {
+            let (x, y) = (
+                x.flatten_all()?.to_vec1::<f32>()?,
+                y.flatten_all()?.to_vec1::<f32>()?,
+            );
+            for (p, q) in x.iter().zip(&y) {
+                approx::assert_abs_diff_eq!(*p, *q, epsilon = 1e-6);
+            }
+        }
+        // Adam is nearly scale-invariant, but not exactly (eps): the scaled run did move.
+        assert!(a.as_tensor().to_vec1::<f32>()?[0] < 3.0);
+        Ok(())
+    }
 
     /// Adam's first steps on f(w) = sum(w^2), against the update computed by hand.
     #[test]

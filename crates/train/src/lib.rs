@@ -31,5 +31,5 @@ pub use config::{
 };
 pub use datasets::{build_splits, Splits};
 pub use error::{Error, Result};
-pub use report::{EpochRecord, Evaluation};
+pub use report::{EpochRecord, Evaluation, GradNormStats};
 pub use trainer::{predict, ClassPredictions, Outcome, Predictions, Trainer};

@@ -39,6 +39,21 @@ pub struct EpochRecord {
     pub seconds: f64,
     /// Whether this epoch is the best so far.
     pub best: bool,
+    /// The global L2 norm of each step's gradients, before any clipping (absent in logs
+    /// written before 2026-12-03).
+    #[serde(default)]
+    pub grad_norm: Option<GradNormStats>,
+}
+
+/// The gradient norms of an epoch's steps.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct GradNormStats {
+    /// Mean over the steps.
+    pub mean: f64,
+    /// Largest of the steps.
+    pub max: f64,
+    /// Steps whose gradients were scaled down by `schedule.clip_grad_norm`.
+    pub clipped_steps: usize,
 }
 
 /// Errors and accuracies of one split.

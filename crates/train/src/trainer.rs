@@ -41,7 +41,7 @@ use crate::config::{EltOn, ExperimentConfig};
 use crate::datasets::{build_splits, Splits};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::report::{self, EpochRecord, Evaluation};
+use crate::report::{self, EpochRecord, Evaluation, GradNormStats};
 
 /// Derives an independent seed for one purpose of one step (SplitMix64 finaliser).
 pub(crate) fn derive_seed(seed: u64, purpose: u64, a: u64, b: u64) -> u64 {
@@ -72,6 +72,17 @@ pub struct Outcome {
     pub seconds: f64,
     /// The report's path.
     pub report: PathBuf,
+}
+
+/// What one optimisation step reports.
+#[derive(Default)]
+struct StepOutcome {
+    /// The weighted cost terms (`landmark`, `elt`, ..., `total`); empty when the batch
+    /// carried no cost.
+    costs: BTreeMap<String, f64>,
+    /// The gradients' global L2 norm before clipping, and whether they were clipped
+    /// (`None` when no step was taken).
+    grad_norm: Option<(f64, bool)>,
 }
 
 /// The semi-supervised trainer. See the module docs.
@@ -289,8 +300,9 @@ impl Trainer {
         rx
     }
 
-    /// One optimisation step on `batch`; returns the weighted terms' values.
-    fn step(&mut self, batch: &Batch, epoch: usize, step: usize) -> Result<BTreeMap<String, f64>> {
+    /// One optimisation step on `batch`; returns the weighted terms' values and the
+    /// gradient norm (clipped to `schedule.clip_grad_norm` where it exceeds it).
+    fn step(&mut self, batch: &Batch, epoch: usize, step: usize) -> Result<StepOutcome> {
         let seed = self.cfg.seed;
         models::seed_dropout(derive_seed(
             seed,
@@ -370,7 +382,7 @@ impl Trainer {
         }
         if terms.landmark.is_none() && terms.attributes.is_empty() && terms.elt.is_none() {
             // Nothing in this batch carries a cost (e.g. A only and no attribute labels).
-            return Ok(BTreeMap::new());
+            return Ok(StepOutcome::default());
         }
         let report = self.weights.combine(&terms)?;
         if let Some(name) = report.non_finite().first() {
@@ -382,8 +394,25 @@ impl Trainer {
             });
         }
         let grads = report.total.backward()?;
-        self.adam.step(&grads)?;
-        Ok(report.values)
+        let norm = self.adam.grad_norm(&grads)?;
+        if !norm.is_finite() {
+            // Finite costs can still have an overflowing gradient; stepping on it would
+            // write NaN into every weight.
+            return Err(Error::NonFinite {
+                term: "gradient norm".to_string(),
+                value: norm,
+                epoch: epoch + 1,
+                step: step + 1,
+            });
+        }
+        let clip = self.cfg.schedule.clip_grad_norm;
+        let clipped = clip > 0.0 && norm > clip;
+        self.adam
+            .step_scaled(&grads, if clipped { clip / norm } else { 1.0 })?;
+        Ok(StepOutcome {
+            costs: report.values,
+            grad_norm: Some((norm, clipped)),
+        })
     }
 
     /// Trains until the schedule ends or early stopping triggers, then evaluates the test
@@ -407,6 +436,7 @@ impl Trainer {
                 Progress::new(self.cfg.output.progress, epoch + 1, total_epochs, n_steps);
             let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
             let mut images_done = 0usize;
+            let (mut norms, mut clipped_steps) = (Vec::with_capacity(n_steps), 0usize);
             for step in 0..n_steps {
                 let batch = rx.recv().map_err(|_| Error::InvalidSetting {
                     field: "data".into(),
@@ -414,11 +444,16 @@ impl Trainer {
                 })??;
                 let ramp = self.cfg.lr_rampup_factor(epoch, step, n_steps);
                 self.adam.set_learning_rate(self.state.lr * ramp);
-                let values = self.step(&batch, epoch, step)?;
+                let outcome = self.step(&batch, epoch, step)?;
+                let values = outcome.costs;
                 for (k, v) in &values {
                     let e = sums.entry(k.clone()).or_insert((0.0, 0));
                     e.0 += v;
                     e.1 += 1;
+                }
+                if let Some((norm, clipped)) = outcome.grad_norm {
+                    norms.push(norm);
+                    clipped_steps += usize::from(clipped);
                 }
                 images_done += batch.len();
                 let rate = images_done as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9);
@@ -457,6 +492,11 @@ impl Trainer {
                 images_per_sec: n_images as f64 / train_seconds.max(1e-9),
                 seconds: epoch_start.elapsed().as_secs_f64(),
                 best: improved,
+                grad_norm: (!norms.is_empty()).then(|| GradNormStats {
+                    mean: norms.iter().sum::<f64>() / norms.len() as f64,
+                    max: norms.iter().copied().fold(0.0, f64::max),
+                    clipped_steps,
+                }),
             };
             report::append_epoch(&self.out_dir, &record)?;
             self.state.history.push(record);

@@ -135,6 +135,49 @@ fn non_finite_loss_names_the_term_and_step() {
     let _ = std::fs::remove_dir_all(d);
 }
 
+/// Each epoch reports its steps' gradient norms; with `clip_grad_norm` below every norm,
+/// every step is clipped and the weights move differently; a negative bound is refused.
+#[test]
+fn gradient_norms_are_reported_and_clipped() {
+    let epochs_of = |dir: &Path| -> Vec<serde_json::Value> {
+        let log = std::fs::read_to_string(dir.join("log.jsonl")).unwrap();
+        log.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let free = fresh_dir("clip-off");
+    Trainer::new(tiny_experiment(&free, 1))
+        .unwrap()
+        .run()
+        .unwrap();
+    let rec = &epochs_of(&free)[0]["grad_norm"];
+    let (mean, max) = (rec["mean"].as_f64().unwrap(), rec["max"].as_f64().unwrap());
+    assert!(mean > 0.0 && mean.is_finite() && max >= mean, "{rec}");
+    assert_eq!(rec["clipped_steps"].as_u64(), Some(0));
+
+    let clipped = fresh_dir("clip-on");
+    let mut cfg = tiny_experiment(&clipped, 1);
+    cfg.schedule.clip_grad_norm = 1e-3;
+    Trainer::new(cfg).unwrap().run().unwrap();
+    let rec = &epochs_of(&clipped)[0]["grad_norm"];
+    // The first step is the same in both runs (the norm is taken before clipping).
+    assert!(rec["max"].as_f64().unwrap() > 1e-3, "{rec}");
+    assert_eq!(
+        rec["clipped_steps"].as_u64(),
+        Some(3),
+        "3 steps, all clipped"
+    );
+    assert_ne!(weights(&free), weights(&clipped));
+
+    let mut bad = tiny_experiment(&fresh_dir("clip-bad"), 1);
+    bad.schedule.clip_grad_norm = -1.0;
+    let err = Trainer::new(bad).err().expect("must refuse").to_string();
+    assert!(err.contains("schedule.clip_grad_norm"), "{err}");
+    for d in [free, clipped] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
 #[test]
 fn resuming_into_another_experiment_is_refused() {
     let d = fresh_dir("other");
