@@ -17,7 +17,7 @@
 //! | [`conv`] | [`Conv2d`], [`conv2d`], [`conv2d_fast`]: a fast CPU convolution |
 //!
 //! Feature `cuda`: enables candle's CUDA backend and CUDA kernels for the fused soft-argmax
-//! (forward and backward, compiled with NVRTC on first use; compile-checked, not yet run on
+//! (forward and backward, compiled with NVRTC on first use; compiled in CI, not yet run on
 //! a GPU, see [`soft_argmax`](mod@soft_argmax)). Heat maps, coordinate conversions and
 //! point transforms are candle ops and run on any device; image warps and hard argmax
 //! copy to the CPU and back.

@@ -26,9 +26,10 @@
 //!
 //! With the `cuda` feature, CUDA tensors run the same fused forward and backward as CUDA
 //! kernels (compiled with NVRTC on first use; one block per map for the forward, one thread
-//! per value for the backward). Those kernels have been compile-checked but not yet run on
-//! a GPU by their author: `tests/soft_argmax.rs` compares them with the composite path when
-//! a CUDA device is present. Other devices (Metal) use the composite path.
+//! per value for the backward). Those kernels are compiled in CI (the Rust side, and their
+//! CUDA source with NVRTC) but have not yet run on a GPU: `tests/soft_argmax.rs` compares
+//! them with an f64 reference and the CPU kernel when a CUDA device is present. Other
+//! devices (Metal) use the composite path.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;

@@ -347,46 +347,78 @@ fn cuda_matches_composite() {
         return;
     };
     assert!(landmark_ssl_ops::soft_argmax::has_fused_kernel(&dev));
+    // Maps smaller than a thread block (256), not a multiple of it, and larger than 2^16
+    // values; beta across the supported range.
     for dt in [DType::F32, DType::F64] {
-        for &(b, k, h, w) in &[(2, 3, 8, 8), (1, 2, 7, 9), (2, 2, 33, 47)] {
-            let v = random_maps(17, b, k, h, w, 3.0);
-            let cpu = Tensor::from_vec(v, (b, k, h, w), &Device::Cpu)
-                .unwrap()
-                .to_dtype(dt)
-                .unwrap();
-            let gpu = cpu.to_device(&dev).unwrap();
-            let beta = 2.5;
-            let a = flat(
-                &soft_argmax(&gpu, beta)
+        let tol = if dt == DType::F32 { 1e-4 } else { 1e-9 };
+        for &(b, k, h, w) in &[(2, 3, 8, 8), (1, 2, 7, 9), (2, 2, 33, 47), (1, 1, 300, 257)] {
+            for beta in [1e-3, 2.5, 1e3] {
+                let v = random_maps(17, b, k, h, w, 3.0);
+                let cpu = Tensor::from_vec(v, (b, k, h, w), &Device::Cpu)
                     .unwrap()
-                    .to_device(&Device::Cpu)
-                    .unwrap(),
-            );
-            let c = flat(&soft_argmax_composite(&cpu, beta).unwrap());
-            assert!(max_abs_diff(&a, &c) < 1e-4, "{dt:?} forward");
-            let gw = Tensor::from_vec(random_maps(18, b, k, 1, 2, 1.0), (b, k, 2), &Device::Cpu)
-                .unwrap()
-                .to_dtype(dt)
-                .unwrap();
-            let grad = |t: &Tensor, fused: bool| {
-                let var = Var::from_tensor(t).unwrap();
-                let p = if fused {
-                    soft_argmax(var.as_tensor(), beta).unwrap()
-                } else {
-                    soft_argmax_composite(var.as_tensor(), beta).unwrap()
-                };
-                let gwd = gw.to_device(t.device()).unwrap();
-                let g = (p * gwd).unwrap().sum_all().unwrap().backward().unwrap();
-                flat(
-                    &g.get(var.as_tensor())
+                    .to_dtype(dt)
+                    .unwrap();
+                // The reference on the values as rounded to `dt`.
+                let want = reference(&flat(&cpu), b, k, h, w, beta);
+                let gpu = cpu.to_device(&dev).unwrap();
+                let at = format!("{dt:?} {b}x{k}x{h}x{w} beta {beta}");
+                let a = flat(
+                    &soft_argmax(&gpu, beta)
                         .unwrap()
                         .to_device(&Device::Cpu)
                         .unwrap(),
-                )
-            };
-            let gg = grad(&gpu, true);
-            let gc = grad(&cpu, false);
-            assert!(max_abs_diff(&gg, &gc) < 1e-4, "{dt:?} backward");
+                );
+                // Points in pixels: against the f64 reference, in f64 to its rounding.
+                let px_tol = if dt == DType::F32 { 1e-3 } else { 1e-9 };
+                assert!(max_abs_diff(&a, &want) < px_tol, "{at}: forward");
+                // Gradients: against the CPU's fused kernel, relative to their size.
+                let gw =
+                    Tensor::from_vec(random_maps(18, b, k, 1, 2, 1.0), (b, k, 2), &Device::Cpu)
+                        .unwrap()
+                        .to_dtype(dt)
+                        .unwrap();
+                let grad = |t: &Tensor| {
+                    let var = Var::from_tensor(t).unwrap();
+                    let p = soft_argmax(var.as_tensor(), beta).unwrap();
+                    let gwd = gw.to_device(t.device()).unwrap();
+                    let g = (p * gwd).unwrap().sum_all().unwrap().backward().unwrap();
+                    flat(
+                        &g.get(var.as_tensor())
+                            .unwrap()
+                            .to_device(&Device::Cpu)
+                            .unwrap(),
+                    )
+                };
+                let (gg, gc) = (grad(&gpu), grad(&cpu));
+                let scale = gc.iter().fold(1e-12f64, |a, x| a.max(x.abs()));
+                assert!(max_abs_diff(&gg, &gc) < tol * scale, "{at}: backward");
+            }
         }
+        // A view that starts inside its buffer (the second batch item of two).
+        let (b, k, h, w) = (2, 2, 9, 11);
+        let cpu = Tensor::from_vec(random_maps(19, b, k, h, w, 2.0), (b, k, h, w), &Device::Cpu)
+            .unwrap()
+            .to_dtype(dt)
+            .unwrap();
+        let want = reference(&flat(&cpu)[k * h * w..], 1, k, h, w, 2.0);
+        let gpu = cpu.to_device(&dev).unwrap().narrow(0, 1, 1).unwrap();
+        let a = flat(
+            &soft_argmax(&gpu, 2.0)
+                .unwrap()
+                .to_device(&Device::Cpu)
+                .unwrap(),
+        );
+        assert!(
+            max_abs_diff(&a, &want) < 1e-4,
+            "{dt:?} offset view: forward"
+        );
+        // composite and fused agree on the device itself.
+        let c = flat(
+            &soft_argmax_composite(&gpu, 2.0)
+                .unwrap()
+                .to_device(&Device::Cpu)
+                .unwrap(),
+        );
+        assert!(max_abs_diff(&a, &c) < 1e-4, "{dt:?} offset view: composite");
     }
 }

@@ -3,13 +3,17 @@
 //!
 //! Forward: one thread block per (b, k) map; the threads stride over the map for its
 //! maximum (warp shuffles, then shared memory), then for S, Sx, Sy accumulated in f64;
-//! thread 0 writes `[x, y, max, ln S]`, the layout of the CPU kernel. Backward: one thread
-//! per value, `dL/dv = beta * p * ((x - mx) gx + (y - my) gy)` with p recomputed from the
-//! forward's statistics.
+//! thread 0 writes `[x, y, max, ln S]`, the layout of the CPU kernel. Backward: maps along
+//! the grid's y axis, their values along x, `dL/dv = beta * p * ((x - mx) gx + (y - my) gy)`
+//! with p recomputed from the forward's statistics. Both walk a map's columns and rows
+//! without a division per value (a 64-bit division is a long instruction sequence on a GPU),
+//! so a map holds at most 2^31 - 1 values.
 //!
-//! Compile-checked only: the machine that wrote it had no GPU, so the tests that compare
-//! it with the composite path (`tests/soft_argmax.rs`, `cuda_matches_composite`) have not
-//! been run on a GPU yet.
+//! Compiled, not yet run: CI compiles the Rust side (`cargo check --features cuda`) and the
+//! kernel source below with NVRTC, as at run time, then assembles its PTX for sm_90
+//! (`.ci/nvrtc-check.py`, `ptxas`); no GPU has been lent to run `cuda_matches_composite`
+//! (`tests/soft_argmax.rs`), which compares the kernels with an f64 reference and the CPU
+//! kernel.
 
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
@@ -24,6 +28,10 @@ const SRC: &str = r#"
 template <typename T> __device__ __forceinline__ T sa_exp(T x);
 template <> __device__ __forceinline__ float sa_exp<float>(float x) { return expf(x); }
 template <> __device__ __forceinline__ double sa_exp<double>(double x) { return exp(x); }
+// -infinity from its bits (NVRTC has no math.h, so no INFINITY macro).
+template <typename T> __device__ __forceinline__ T sa_neg_inf();
+template <> __device__ __forceinline__ float sa_neg_inf<float>() { return __int_as_float((int)0xff800000u); }
+template <> __device__ __forceinline__ double sa_neg_inf<double>() { return __longlong_as_double((long long)0xfff0000000000000ull); }
 
 // Block-wide reduction of one value per thread (max when is_max, else sum); every thread
 // gets the result. blockDim.x is a multiple of 32 and at most 1024; `shared` holds 33.
@@ -50,22 +58,37 @@ __device__ T block_reduce(T v, bool is_max, T* shared) {
     return shared[32];
 }
 
+// Column and row of value i of a w-wide map, walked in steps of `step` values without a
+// division per value (one at the start). Unsigned: the step after a thread's last value
+// may pass 2^31 on a map of nearly 2^31 values (unused, but signed overflow is undefined).
+struct Pixel {
+    unsigned x, y, dx, dy, w;
+    __device__ Pixel(unsigned i, unsigned step, unsigned w_) : x(i % w_), y(i / w_), dx(step % w_), dy(step / w_), w(w_) {}
+    __device__ void advance() {
+        x += dx;
+        y += dy;
+        if (x >= w) { x -= w; y += 1; }
+    }
+};
+
 template <typename T>
 __device__ void fwd(const T* maps, T* out, int h, int w, double beta) {
     __shared__ T sh_t[33];
     __shared__ double sh_d[33];
-    const long long n = (long long)h * w;
+    const int n = h * w;  // checked to fit in an int on the host (indices run in 64 bits)
     const T* m = maps + (long long)blockIdx.x * n;
-    T mx = m[0];
+    // Start below every value and skip NaN (`>` is false for it), as the CPU kernels do.
+    T mx = sa_neg_inf<T>();
     for (long long i = threadIdx.x; i < n; i += blockDim.x) mx = m[i] > mx ? m[i] : mx;
     mx = block_reduce<T>(mx, true, sh_t);
     const double cx = (w - 1) * 0.5, cy = (h - 1) * 0.5;
     double s = 0.0, sx = 0.0, sy = 0.0;
-    for (long long i = threadIdx.x; i < n; i += blockDim.x) {
+    Pixel px(threadIdx.x, blockDim.x, w);
+    for (long long i = threadIdx.x; i < n; i += blockDim.x, px.advance()) {
         const double e = (double)sa_exp<T>((T)(beta * (double)(m[i] - mx)));
         s += e;
-        sx += e * ((double)(i % w) - cx);
-        sy += e * ((double)(i / w) - cy);
+        sx += e * ((double)px.x - cx);
+        sy += e * ((double)px.y - cy);
     }
     s = block_reduce<double>(s, false, sh_d);
     sx = block_reduce<double>(sx, false, sh_d);
@@ -79,19 +102,26 @@ __device__ void fwd(const T* maps, T* out, int h, int w, double beta) {
     }
 }
 
+// Maps stride over blockIdx.y, values within a map over blockIdx.x and the threads.
 template <typename T>
 __device__ void bwd(const T* maps, const T* stats, const T* grads, T* out, int h, int w,
                     long long n_maps, double beta) {
-    const long long n = (long long)h * w;
-    const long long total = n_maps * n;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)gridDim.x * blockDim.x) {
-        const long long map = idx / n, i = idx % n;
+    const int n = h * w;  // checked to fit in an int on the host
+    const int step = gridDim.x * blockDim.x;
+    const int first = blockIdx.x * blockDim.x + threadIdx.x;
+    for (long long map = blockIdx.y; map < n_maps; map += gridDim.y) {
         const T* st = stats + 4 * map;
         const T* g = grads + 4 * map;
-        const double p = (double)sa_exp<T>((T)(beta * (double)(maps[idx] - st[2]) - (double)st[3]));
-        const double x = (double)(i % w), y = (double)(i / w);
-        out[idx] = (T)(beta * p * ((x - (double)st[0]) * (double)g[0] + (y - (double)st[1]) * (double)g[1]));
+        const double mx = (double)st[0], my = (double)st[1], gx = (double)g[0], gy = (double)g[1];
+        const T top = st[2];
+        const double ln_s = (double)st[3];
+        const T* m = maps + map * n;
+        T* o = out + map * n;
+        Pixel px(first, step, w);
+        for (long long i = first; i < n; i += step, px.advance()) {
+            const double p = (double)sa_exp<T>((T)(beta * (double)(m[i] - top) - ln_s));
+            o[i] = (T)(beta * p * (((double)px.x - mx) * gx + ((double)px.y - my) * gy));
+        }
     }
 }
 
@@ -139,10 +169,11 @@ pub(crate) fn forward(
     let shape = Shape::from((b, k, 4));
     let dev = storage.device().clone();
     let (hi, wi) = (dim_i32(h, "H")?, dim_i32(w, "W")?);
-    let grid = u32::try_from(n_maps)
-        .map_err(|_| candle_core::Error::msg("soft_argmax CUDA kernel: B * K is too large"))?;
+    dim_i32(h * w, "H * W")?;
+    // One block per map: gridDim.x is at most 2^31 - 1.
+    let grid = dim_i32(n_maps, "B * K")?.max(1) as u32;
     let cfg = LaunchConfig {
-        grid_dim: (grid.max(1), 1, 1),
+        grid_dim: (grid, 1, 1),
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: 0,
     };
@@ -197,11 +228,24 @@ pub(crate) fn backward(
     let (c0, c1) = offsets(l3)?;
     let n_maps = (b * k) as i64;
     let total = b * k * h * w;
+    // The kernel reads 4 values of the result and of its gradient per map.
+    for (l, what) in [(l2, "result"), (l3, "gradient")] {
+        if l.shape().elem_count() != 4 * b * k {
+            return Err(candle_core::Error::msg(format!(
+                "soft_argmax CUDA backward: the {what} has shape {:?}, expected ({b}, {k}, 4)",
+                l.shape().dims()
+            )));
+        }
+    }
     let dev = s1.device().clone();
     let (hi, wi) = (dim_i32(h, "H")?, dim_i32(w, "W")?);
-    let blocks = total.div_ceil(THREADS as usize).clamp(1, 65_535 * 16) as u32;
+    let n = dim_i32(h * w, "H * W")? as usize;
+    // Blocks across a map (up to 1024; the threads stride over the rest), and maps across
+    // blockIdx.y (up to 65535, its limit; the blocks stride over the rest).
+    let blocks_x = n.div_ceil(THREADS as usize).clamp(1, 1024) as u32;
+    let blocks_y = (b * k).clamp(1, 65_535) as u32;
     let cfg = LaunchConfig {
-        grid_dim: (blocks, 1, 1),
+        grid_dim: (blocks_x, blocks_y, 1),
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: 0,
     };
