@@ -1,13 +1,13 @@
-//! Output buffers for the CPU kernels, zeroed or to be overwritten, with a
-//! transparent-huge-page hint for large ones.
+//! Output buffers for the CPU kernels: [`zeroed`] ones, and empty ones with room for a
+//! kernel that writes every value ([`for_overwrite`]), both with a transparent-huge-page
+//! hint when large.
 //!
 //! A kernel output of tens of MB (a soft-argmax map gradient, a convolution's activations)
-//! is usually a fresh allocation: glibc maps blocks above 32 MB anew on every call, so each
-//! 4 KiB page faults on its first write. On virtual machines a fault costs microseconds:
-//! measured on the 2-core development VM, writing a fresh 35 MB buffer took 32-37 ms with
-//! 4 KiB pages and 7.5-9.5 ms with 2 MiB pages, against 3.6 ms for a buffer already
-//! mapped. On Linux, buffers of [`HUGE_PAGE_MIN_BYTES`] and more are therefore marked
-//! `MADV_HUGEPAGE` before their first write (what PyTorch's CPU allocator does when
+//! is usually a fresh allocation (glibc maps blocks above 32 MB anew on every call), so
+//! each page faults on its first write, and on virtual machines a fault is slow. With 2 MiB
+//! pages there are 512 times fewer faults (measured in `docs/performance.md`, "Huge pages
+//! for large outputs"). On Linux, buffers of [`HUGE_PAGE_MIN_BYTES`] and more are therefore
+//! marked `MADV_HUGEPAGE` before their first write (what PyTorch's CPU allocator does when
 //! `THP_MEM_ALLOC_ENABLE` is set). The hint changes no value; where transparent huge pages
 //! are disabled the kernel ignores it.
 

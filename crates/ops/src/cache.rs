@@ -2,15 +2,14 @@
 //! which cache to prefetch the next map into, and when a large output is better written
 //! with streaming (non-temporal) stores that go around the caches.
 //!
-//! Both choices were measured to depend on the machine. A 64x64 f32 map is 16 KiB: with
-//! the next map prefetched into a 48 KiB L1d (recent Intel cores) the next maximum pass
-//! reads L1, but two of them fill a 32 KiB L1d (AMD Zen), where prefetching into L1
-//! evicted the map being computed and the forward ran slower than with L2 prefetches. A
-//! backward whose maps and gradient together exceed the last-level cache (35 MB of
-//! (32, 68, 64, 64) maps and as much gradient, against Zen 4's 32 MiB L3) gains from
-//! streaming stores, which skip reading each output line before writing it; where they fit
-//! (the 480 MiB L3 of one Intel VM, or the 2.3 MB of (32, 5, 60, 60) maps) streaming was
-//! slower, as the gradient's next reader then finds it in memory instead of in cache.
+//! Both choices depend on the machine. A 64x64 f32 map is 16 KiB: with the next map
+//! prefetched into a 48 KiB L1d (recent Intel cores) the next maximum pass reads L1, but
+//! two of them fill a 32 KiB L1d (AMD Zen), where prefetching into L1 evicts the map being
+//! computed. Streaming stores skip reading each output line before writing it, which pays
+//! when the kernel's input and output together exceed the last-level cache (the output
+//! goes to memory anyway); where they fit, streaming is slower, as the output's next reader
+//! then finds it in memory instead of in cache. Measured in `docs/performance.md`
+//! ("Prefetch and streaming stores, from the cache sizes").
 
 use std::sync::OnceLock;
 

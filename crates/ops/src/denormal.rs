@@ -1,9 +1,8 @@
 //! Flush-to-zero for subnormal floats inside the CPU kernels.
 //!
 //! Training drives many values (tails of soft-argmax probabilities, small gradients) into
-//! the subnormal range, where x86 arithmetic runs up to ~100x slower: measured on Seq-MT
-//! Blocks, a training step went from 0.1 s to 1.7 s after a few dozen steps. Each kernel
-//! task therefore sets the FTZ and DAZ bits of MXCSR (subnormal results and inputs read as
+//! the subnormal range, where x86 arithmetic runs up to ~100x slower, and training steps
+//! slow down with them (`docs/performance.md`, "Flush-to-zero"). Each kernel task therefore sets the FTZ and DAZ bits of MXCSR (subnormal results and inputs read as
 //! zero, as deep-learning libraries commonly do) and restores the caller's bits when done,
 //! so code outside the kernels is unaffected. A subnormal f32 is below 1.2e-38: flushing it
 //! changes no result that matters. On other architectures this is a no-op.

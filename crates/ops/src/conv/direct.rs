@@ -15,7 +15,7 @@
 //! enable AVX-512 (their zmm16-31 are then free); otherwise the AVX2 kernels run. The AVX2
 //! forward and weight-gradient loops are inline assembly too: their tiles use all 16 ymm
 //! registers, and the compiler's register allocation of the intrinsics version spilled an
-//! accumulator on every step (the forward ran at 35% of the FMA peak on Zen 3, 2.2x slower).
+//! accumulator on every step (`docs/performance.md`, "Convolution").
 
 use rayon::prelude::*;
 
@@ -828,8 +828,7 @@ unsafe fn kernel_wgrad512(
 unsafe fn kernel_fwd(xp: *const f32, offs: &[usize], wk: *const f32, out: *mut f32, acc: bool) {
     // Inline assembly, not intrinsics: the tile needs all 16 ymm registers (12
     // accumulators, 3 input vectors, 1 broadcast weight), and LLVM spilled an accumulator to
-    // the stack on every tap, which put a store-to-load round trip in its dependency chain
-    // (35% of the FMA peak on Zen 3).
+    // the stack on every tap, which put a store-to-load round trip in its dependency chain.
     std::arch::asm!(
         "test {acc}, {acc}",
         "jz 2f",

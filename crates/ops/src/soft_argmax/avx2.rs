@@ -15,7 +15,7 @@
 //!   per-period constant: two adds per 8 values, where the flat kernels spend an add and
 //!   two multiply-adds with two coordinate loads. On CPUs that run a 256-bit multiply-add
 //!   as two halves (Zen 1 and 2) the multiply-add units are the bottleneck, and this moves
-//!   work onto the adders;
+//!   work onto the adders (`docs/performance.md`, "Without AVX-512");
 //! - other widths take the flat kernels, which walk the map as one vector with per-pixel
 //!   coordinates; masked loads cover a map's last partial vector.
 //!

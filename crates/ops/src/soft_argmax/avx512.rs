@@ -22,11 +22,8 @@
 //! The backward recomputes each exponential e exactly as the forward computed it (the same
 //! instructions on the same rounded constants) and divides it by the forward's own sum of
 //! them, folded into its linear factor (as the AVX2 kernels fold a scale there): one
-//! instruction less per 16 values than the exponent (v - m) beta - ln S it took before.
-//! On one thread, pinned, with maps in L2 (medians of six alternating runs, 2026-12-03):
-//! the backward share of (4, 5, 60, 60) took 17.5 µs with the period kernel, against
-//! 23.9 µs with the flat kernel and that exponent; 64 and 80 wide maps (then a row kernel,
-//! now the period kernel, which computes the same values) stayed at 16-17 µs.
+//! instruction less per 16 values than forming the exponent (v - m) beta - ln S, and p
+//! consistent with the forward's sums (measured in `docs/performance.md`, "The backward").
 //!
 //! Each forward kernel first finds the map's maximum (eight accumulators, see [`map_max`])
 //! and, while it computes, prefetches the next map: into L1 when two maps fit in the
@@ -35,10 +32,8 @@
 //! otherwise. The backward writes its gradient with streaming stores when the maps and the
 //! gradient together exceed the last-level cache (`crate::cache`).
 //!
-//! Measured on one thread over 160 maps of 60x60 (min of 300 runs, four interleaved
-//! rounds, 2026-12-01): 5.99 ns per 16 values with the flat kernel and the former degree-6
-//! exponential (nearest rounding, 9 instructions), 4.45 with the period kernel, 3.78 with
-//! the period kernel and this exponential.
+//! What the period kernels and the 7-instruction exponential save is measured in
+//! `docs/performance.md` ("The exponential").
 //!
 //! Every function here needs AVX-512F and AVX-512DQ, which the caller has detected at run
 //! time, and a compiler from Rust 1.89 on (when the AVX-512 intrinsics became stable);
@@ -67,8 +62,8 @@ fn lanes(n: usize) -> __mmask16 {
 /// polynomial is within 1.45e-7 (relative) of 2^f over 2e6 points of [0, 1]; over t in
 /// [-126, 0] the whole function is within 1.73e-7 of 2^t (tested below: for t just below
 /// 0, f = t + 1 is rounded to f32), against 8.2e-8 for the portable kernels' degree-6
-/// polynomial on [-1/2, 1/2]. It saved 15% of the 60x60 forward on one thread (a degree-6
-/// polynomial on [0, 1]: 6%).
+/// polynomial on [-1/2, 1/2]. It is faster than a degree-6 polynomial on either interval
+/// (`docs/performance.md`, "The exponential").
 #[rustversion::since(1.89)]
 #[inline]
 #[target_feature(enable = "avx512f,avx512dq")]
@@ -151,8 +146,8 @@ fn gcd16(w: usize) -> usize {
 }
 
 /// The maximum of a non-empty map. Eight accumulators: `vmaxps` has a latency of 4 cycles
-/// and two ports, so fewer leave this read-only pass latency-bound (two measured 2.2
-/// cycles per vector on 60x60 maps in L2, eight 1.4). The tail is masked in as LOWEST.
+/// and two ports, so fewer leave this read-only pass latency-bound (`docs/performance.md`,
+/// "The maximum pass"). The tail is masked in as LOWEST.
 #[rustversion::since(1.89)]
 #[inline]
 #[target_feature(enable = "avx512f,avx512dq")]
@@ -271,7 +266,7 @@ const ROWS_PER_FLUSH: usize = 16;
 /// the accumulator of its column vector and to its row's sum (a tree of adds), and each
 /// row's sum is weighted by its y once: S (x - cx) and S (y - cy) come out of the column and
 /// row sums, so a value costs two adds instead of an add and two multiply-adds (and two
-/// coordinate loads). Measured on (32, 68, 64, 64): see the README's Performance section.
+/// coordinate loads).
 ///
 /// # Safety
 /// As [`fwd_map`], with `map.len()` a non-zero multiple of 16 `NV`.

@@ -6,10 +6,10 @@
 //! or L2, the sums S = sum e, Sx = sum e (x - cx), Sy = sum e (y - cy) of
 //! e = exp(beta (v - m)) <= 1 (coordinates centred on the map's centre (cx, cy) to keep
 //! the sums small), over blocks of 256 values in 16 f32 lanes flushed into f64 lanes after
-//! each block. A single maximum per map (rather than running per-lane maxima) needs no
-//! rescaling: on random maps the running maxima grew in most blocks, and the two-pass form
-//! measured 1.2x faster in L2.
-//! Nothing is allocated per map.
+//! each block. A single maximum per map needs no rescaling, which running per-lane maxima
+//! would need whenever they grow (in most blocks of a random map); the second pass reads
+//! the map from cache (`docs/performance.md`, "One maximum per map, two passes"). Nothing
+//! is allocated per map.
 //!
 //! The result per map is `[cx + Sx / S, cy + Sy / S, m, ln S]`; the last two entries let the
 //! backward pass recompute p = exp(beta * (v - m) - ln S) in a single pass:
@@ -19,11 +19,12 @@
 //! maps use `f64::exp2`. On x86-64 the per-map loops are compiled three times (AVX-512,
 //! AVX2+FMA, baseline) and picked at run time; on AVX-512F+DQ CPUs f32 maps run the
 //! intrinsics kernels of [`super::avx512`] instead, and on AVX2+FMA CPUs those of
-//! [`super::avx2`], which compute the same thing in fewer instructions (with their own exponential: a degree-5 polynomial on [0, 1], relative
-//! error 1.7e-7, where the one here is of degree 6 on [-1/2, 1/2], 8.2e-8).
+//! [`super::avx2`], which compute the same thing in fewer instructions, with their own
+//! exponential (a degree-5 polynomial: relative error 1.7e-7, where the one here is of
+//! degree 6 on [-1/2, 1/2], 8.2e-8).
 //!
 //! The backward pass writes its (B, K, H, W) output without zeroing it first: every value
-//! is written once by the kernel, and a 35 MB gradient no longer pays for a memset.
+//! is written once by the kernel, so a large gradient pays for no memset.
 
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -227,7 +228,7 @@ fn centred_coords<F: Float>(h: usize, w: usize) -> (Vec<F>, Vec<F>, f64, f64) {
     let cx = (w as f64 - 1.0) / 2.0;
     let cy = (h as f64 - 1.0) / 2.0;
     // One row of x, repeated (a memcpy per row); each row of y is one value, filled in
-    // (a memset-like loop: the flattened iterator it replaces took 5 us of a 60x60 call).
+    // (a memset-like loop, much cheaper on the caller's thread than a flattened iterator).
     let row: Vec<F> = (0..w).map(|j| F::from_f64(j as f64 - cx)).collect();
     let xs = row.repeat(h);
     let mut ys = Vec::with_capacity(h * w);
@@ -760,11 +761,12 @@ mod tests {
     fn check_isas<F: Float>(tol: f64) {
         // Sizes around the SIMD width and the block size, several maps. On AVX-512: widths
         // of whole vectors (16 to 128) take the forward's row kernels (and the backward's
-        // period kernel), and 17 rows of 48 or 80 span two flushes of their f32 sums; widths with w / gcd(w, 16) <= 15 take the period
-        // kernel (60: 4 rows a period, so 61 rows end in a partial period, 3 rows hold
-        // none, 69 rows are 17 periods, two flushes, and a row; 8: 20 periods of one vector
-        // over 40 rows; 144: 9 vectors, one row; 160: 10 vectors); 17, 19 and 100 (25
-        // vectors a period) take the flat kernel. AVX2's kernels: see the sizes at the end.
+        // period kernel), and 17 rows of 48 or 80 span two flushes of their f32 sums;
+        // widths with w / gcd(w, 16) <= 15 take the period kernel (60: 4 rows a period, so
+        // 61 rows end in a partial period, 3 rows hold none, 69 rows are 17 periods, two
+        // flushes, and a row; 8: 20 periods of one vector over 40 rows; 144: 9 vectors, one
+        // row; 160: 10 vectors); 17, 19 and 100 (25 vectors a period) take the flat kernel.
+        // AVX2's kernels: see the sizes at the end.
         let sizes = [
             (1, 1),
             (3, 5),

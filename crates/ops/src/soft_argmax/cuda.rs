@@ -9,11 +9,11 @@
 //! without a division per value (a 64-bit division is a long instruction sequence on a GPU),
 //! so a map holds at most 2^31 - 1 values.
 //!
-//! Compiled, not yet run: CI compiles the Rust side (`cargo check --features cuda`) and the
-//! kernel source below with NVRTC, as at run time, then assembles its PTX for sm_90
-//! (`.ci/nvrtc-check.py`, `ptxas`); no GPU has been lent to run `cuda_matches_composite`
-//! (`tests/soft_argmax.rs`), which compares the kernels with an f64 reference and the CPU
-//! kernel.
+//! Compiled, not yet run on a GPU: CI compiles the Rust side (`cargo check --features
+//! cuda`) and the kernel source below with NVRTC, as at run time, then assembles its PTX for
+//! sm_90 (`.ci/nvrtc-check.py`, `ptxas`; see `docs/cuda.md`). On a machine with a GPU,
+//! `cuda_matches_composite` (`tests/soft_argmax.rs`) compares the kernels with an f64
+//! reference and the CPU kernel.
 
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
