@@ -23,7 +23,7 @@
 //! A library leaves the allocator to the program. A program that trains on large maps runs
 //! faster on one that keeps freed large blocks mapped: the examples use jemalloc, set as in
 //! `examples/support/jemalloc.rs` (copy it into your binary and add `tikv-jemallocator`);
-//! the README's "Performance" section has the measured difference.
+//! `docs/performance.md` ("Allocator") has the measured difference.
 
 pub use landmark_ssl_data as data;
 pub use landmark_ssl_losses as losses;

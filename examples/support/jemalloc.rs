@@ -5,7 +5,7 @@
 //! activations) every step. glibc maps each block over 32 MB anew and unmaps it on free,
 //! so every 4 KiB page faults again on first touch. Measured on the 2-core development
 //! machine: the soft-argmax forward + backward on (32, 68, 64, 64) took 13-15 ms instead of
-//! 31-37 ms, and Seq-MT Blocks trained 27-38% faster (README, "Performance"). The options:
+//! 31-37 ms, and Seq-MT Blocks trained 27-38% faster (docs/performance.md, "Allocator"). The options:
 //! - `oversize_threshold:0`: no dedicated arena that purges large blocks at once;
 //! - `dirty_decay_ms:-1,muzzy_decay_ms:-1`: freed pages stay mapped (the process keeps its
 //!   peak memory, which a training run reaches in its first steps anyway);
