@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 
 /// Adam hyper-parameters (PyTorch's defaults).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AdamConfig {
     /// Learning rate.
     pub lr: f64,
@@ -35,6 +35,33 @@ impl Default for AdamConfig {
     }
 }
 
+impl AdamConfig {
+    /// Checks the ranges in which Adam is defined: a finite positive learning rate,
+    /// moment decays in [0, 1) (at 1 the bias correction divides by zero, above it the
+    /// moments grow without bound) and a finite positive `eps`. `field` prefixes the names
+    /// in the error (`schedule.adam`).
+    pub fn validate(&self, field: &str) -> Result<()> {
+        let bad = |name: &str, reason: String| {
+            Err(Error::InvalidSetting {
+                field: format!("{field}.{name}"),
+                reason,
+            })
+        };
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("lr", format!("{} is not a positive number", self.lr));
+        }
+        for (name, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&beta) {
+                return bad(name, format!("{beta} is not in [0, 1)"));
+            }
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return bad("eps", format!("{} is not a positive number", self.eps));
+        }
+        Ok(())
+    }
+}
+
 struct Slot {
     name: String,
     var: Var,
@@ -53,6 +80,7 @@ impl Adam {
     /// Builds the optimiser over `vars` (name -> variable); the order of updates is the
     /// names' order, so runs are reproducible.
     pub fn new(vars: &HashMap<String, Var>, config: AdamConfig) -> Result<Self> {
+        config.validate("adam")?;
         let names: BTreeMap<&String, &Var> = vars.iter().collect();
         let mut slots = Vec::with_capacity(names.len());
         for (name, var) in names {
@@ -185,6 +213,17 @@ impl Adam {
                         ),
                     });
                 }
+                let values = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+                // A second moment is a mean of squares; NaN, infinite or negative moments
+                // would turn every weight into NaN at the next step.
+                if let Some(v) = values
+                    .iter()
+                    .find(|v| !v.is_finite() || (prefix == "v" && **v < 0.0))
+                {
+                    return Err(Error::Checkpoint {
+                        what: format!("optimiser tensor `{key}` holds {v}"),
+                    });
+                }
                 target.set(&t.to_dtype(target.dtype())?.to_device(target.device())?)?;
             }
         }
@@ -192,7 +231,19 @@ impl Adam {
             what: "optimiser state has no `step`".to_string(),
         })?;
         let step = step.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
-        self.step = step.first().copied().unwrap_or(0.0) as u64;
+        let step = match step.as_slice() {
+            // The bias correction raises the betas to the step count as an i32.
+            [s] if s.fract() == 0.0 && (0.0..=i32::MAX as f64).contains(s) => *s as u64,
+            other => {
+                return Err(Error::Checkpoint {
+                    what: format!(
+                        "optimiser `step` is {other:?}, not one whole number in [0, {}]",
+                        i32::MAX
+                    ),
+                })
+            }
+        };
+        self.step = step;
         Ok(())
     }
 }
@@ -247,6 +298,95 @@ mod tests {
         }
         // And the scaled steps did move the weights.
         assert!(a.as_tensor().to_vec1::<f32>()?[0] < 3.0);
+        Ok(())
+    }
+
+    /// Settings outside Adam's domain are refused with the field's name, by the config
+    /// check and by the optimiser itself; the boundaries inside it are accepted.
+    #[test]
+    fn settings_outside_adams_domain_are_refused() -> Result<()> {
+        let base = AdamConfig::default();
+        let cases = [
+            ("beta1", AdamConfig { beta1: 1.5, ..base }),
+            ("beta1", AdamConfig { beta1: 1.0, ..base }),
+            (
+                "beta2",
+                AdamConfig {
+                    beta2: -1.0,
+                    ..base
+                },
+            ),
+            (
+                "beta2",
+                AdamConfig {
+                    beta2: f64::NAN,
+                    ..base
+                },
+            ),
+            ("eps", AdamConfig { eps: 0.0, ..base }),
+            (
+                "eps",
+                AdamConfig {
+                    eps: f64::INFINITY,
+                    ..base
+                },
+            ),
+            ("lr", AdamConfig { lr: -0.05, ..base }),
+            (
+                "lr",
+                AdamConfig {
+                    lr: f64::NAN,
+                    ..base
+                },
+            ),
+        ];
+        let w = Var::new(&[1.0f32], &Device::Cpu)?;
+        let vars = HashMap::from([("w".to_string(), w)]);
+        for (field, cfg) in cases {
+            let err = cfg.validate("schedule.adam").unwrap_err().to_string();
+            assert!(err.contains(&format!("schedule.adam.{field}")), "{err}");
+            assert!(Adam::new(&vars, cfg).is_err(), "{cfg:?}");
+        }
+        AdamConfig {
+            beta1: 0.0,
+            beta2: 0.0,
+            ..base
+        }
+        .validate("adam")?;
+        Ok(())
+    }
+
+    /// An optimiser file with non-finite or negative second moments, or a step count the
+    /// bias correction cannot take, is refused.
+    #[test]
+    fn damaged_optimiser_state_is_refused() -> Result<()> {
+        let w = Var::new(&[0.5f32, 1.5], &Device::Cpu)?;
+        let vars = HashMap::from([("w".to_string(), w.clone())]);
+        let mut opt = Adam::new(&vars, AdamConfig::default())?;
+        opt.step(&w.as_tensor().sqr()?.sum_all()?.backward()?)?;
+        let good = opt.state()?;
+        let with = |key: &str, values: &[f64]| -> Result<HashMap<String, Tensor>> {
+            let mut s = good.clone();
+            s.insert(key.to_string(), Tensor::new(values, &Device::Cpu)?);
+            Ok(s)
+        };
+        let bad = [
+            with("m.w", &[f64::NAN, 0.0])?,
+            with("v.w", &[-1.0, 0.0])?,
+            with("v.w", &[f64::INFINITY, 0.0])?,
+            with("step", &[-1.0])?,
+            with("step", &[1e12])?,
+            with("step", &[2.5])?,
+            with("step", &[1.0, 2.0])?,
+        ];
+        for state in bad {
+            let mut fresh = Adam::new(&vars, AdamConfig::default())?;
+            let err = fresh.load_state(&state).unwrap_err().to_string();
+            assert!(err.contains("optimiser"), "{err}");
+        }
+        let mut fresh = Adam::new(&vars, AdamConfig::default())?;
+        fresh.load_state(&good)?;
+        assert_eq!(fresh.steps(), 1);
         Ok(())
     }
 

@@ -16,6 +16,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::adam::AdamConfig;
 use crate::error::{Error, Result};
+mod validate;
+
+pub use validate::{
+    GENERATED_KINDS, MAX_BATCH_SIZE, MAX_CONFIG_BYTES, MAX_CROP_FACTOR, MAX_GENERATED_IMAGES,
+};
 
 /// A whole experiment: data, model, labels, costs, schedule, output.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -386,20 +391,27 @@ impl ExperimentConfig {
         if ramp == 0 || steps == 0 || epoch < start || nothing_joins {
             return 1.0;
         }
-        let done = (epoch - start) * steps + step.min(steps - 1) + 1;
-        (done as f64 / (ramp * steps) as f64).min(1.0)
+        // In f64: a large `lr_rampup_epochs` times the steps would overflow a usize.
+        let done = (epoch - start) as f64 * steps as f64 + (step.min(steps - 1) + 1) as f64;
+        (done / (ramp as f64 * steps as f64)).min(1.0)
     }
 
     /// Reads an experiment from a TOML file; errors name the file and the field.
     pub fn from_toml_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+        let config_err = |message: String| Error::Config {
             path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let mut cfg: Self = toml::from_str(&text).map_err(|e| Error::Config {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        let len = std::fs::metadata(path)
+            .map_err(|e| config_err(e.to_string()))?
+            .len();
+        if len > MAX_CONFIG_BYTES {
+            return Err(config_err(format!(
+                "{len} bytes; an experiment file may have at most {MAX_CONFIG_BYTES}"
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| config_err(e.to_string()))?;
+        let mut cfg = Self::from_toml_str(&text).map_err(|e| config_err(e.to_string()))?;
         // Relative data paths are relative to the experiment file.
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [
@@ -418,73 +430,18 @@ impl ExperimentConfig {
         Ok(cfg)
     }
 
-    /// Checks ranges that serde cannot.
-    pub fn validate(&self) -> Result<()> {
-        let bad = |field: &str, reason: String| {
-            Err(Error::InvalidSetting {
-                field: field.to_string(),
-                reason,
-            })
-        };
-        let frac = |v: f64| v.is_finite() && (0.0..=1.0).contains(&v);
-        if !frac(self.labels.landmark_fraction) {
-            return bad(
-                "labels.landmark_fraction",
-                format!("{} is not in [0, 1]", self.labels.landmark_fraction),
-            );
+    /// Parses an experiment from TOML text without validating it (the fields' names and
+    /// types are checked; [`ExperimentConfig::validate`] checks the ranges).
+    pub fn from_toml_str(text: &str) -> std::result::Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// The model the experiment trains: `model.config`, else the preset it names.
+    pub fn resolved_model(&self) -> Result<landmark_ssl_models::ModelConfig> {
+        match &self.model.config {
+            Some(c) => Ok(c.clone()),
+            None => Ok(landmark_ssl_models::preset(&self.model.preset)?),
         }
-        if !frac(self.labels.attribute_fraction) {
-            return bad(
-                "labels.attribute_fraction",
-                format!("{} is not in [0, 1]", self.labels.attribute_fraction),
-            );
-        }
-        if self.schedule.batch_size == 0 {
-            return bad("schedule.batch_size", "must be at least 1".into());
-        }
-        if self.schedule.labelled_per_batch > self.schedule.batch_size {
-            return bad(
-                "schedule.labelled_per_batch",
-                format!(
-                    "{} exceeds batch_size {}",
-                    self.schedule.labelled_per_batch, self.schedule.batch_size
-                ),
-            );
-        }
-        if !(self.schedule.adam.lr.is_finite() && self.schedule.adam.lr > 0.0) {
-            return bad(
-                "schedule.adam.lr",
-                format!("{} is not a positive number", self.schedule.adam.lr),
-            );
-        }
-        if !(self.schedule.lr_decay.is_finite() && self.schedule.lr_decay > 0.0) {
-            return bad(
-                "schedule.lr_decay",
-                format!("{} is not a positive number", self.schedule.lr_decay),
-            );
-        }
-        if !(self.schedule.clip_grad_norm.is_finite() && self.schedule.clip_grad_norm >= 0.0) {
-            return bad(
-                "schedule.clip_grad_norm",
-                format!(
-                    "{} is not a non-negative number (0 turns clipping off)",
-                    self.schedule.clip_grad_norm
-                ),
-            );
-        }
-        for (field, v) in [
-            ("costs.lambda", self.costs.lambda),
-            ("costs.alpha", self.costs.alpha),
-            ("costs.gamma", self.costs.gamma),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return bad(field, format!("{v} is not a non-negative number"));
-            }
-        }
-        if !(self.costs.landmark || self.costs.attribute || self.costs.elt) {
-            return bad("costs", "no cost term is enabled".into());
-        }
-        Ok(())
     }
 }
 
