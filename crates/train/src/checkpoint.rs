@@ -77,8 +77,15 @@ impl TrainState {
     }
 }
 
+/// The largest `state.json` or `log.jsonl` read, in bytes (each epoch adds a few hundred).
+pub const MAX_STATE_BYTES: u64 = 64 << 20;
+
 fn state_path(dir: &Path) -> PathBuf {
     dir.join("state.json")
+}
+
+fn log_path(dir: &Path) -> PathBuf {
+    dir.join("log.jsonl")
 }
 
 /// The best checkpoint's path in an output folder.
@@ -86,19 +93,182 @@ pub fn best_path(dir: &Path) -> PathBuf {
     dir.join("best.safetensors")
 }
 
-/// Reads `state.json` if the folder has one.
-pub fn read_state(dir: &Path) -> Result<Option<TrainState>> {
-    let p = state_path(dir);
-    if !p.exists() {
+/// The weight and optimiser files of the end of `epoch` (1-based).
+pub fn epoch_files(epoch: usize) -> (String, String) {
+    (
+        format!("epoch-{epoch:04}.safetensors"),
+        format!("epoch-{epoch:04}.optim.safetensors"),
+    )
+}
+
+/// `Some(path)` when `path` exists and its real path (symlinks resolved) lies inside the
+/// real path of `dir`; `None` when it does not exist; an error when it leads outside.
+fn inside_run(dir: &Path, path: &Path) -> Result<Option<PathBuf>> {
+    if std::fs::symlink_metadata(path).is_err() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&p).map_err(io_err(&p))?;
-    let state = serde_json::from_str(&text).map_err(|source| Error::Json { path: p, source })?;
+    let real = path.canonicalize().map_err(io_err(path))?;
+    let real_dir = dir.canonicalize().map_err(io_err(dir))?;
+    if !real.starts_with(&real_dir) {
+        return Err(Error::Checkpoint {
+            what: format!(
+                "{} leads to {}, outside the run folder {}; refusing to use it",
+                path.display(),
+                real.display(),
+                real_dir.display()
+            ),
+        });
+    }
+    Ok(Some(path.to_path_buf()))
+}
+
+/// Reads a file of the run folder that must stay inside it, up to `MAX_STATE_BYTES`.
+fn read_run_text(dir: &Path, path: &Path) -> Result<Option<String>> {
+    let Some(path) = inside_run(dir, path)? else {
+        return Ok(None);
+    };
+    let len = std::fs::metadata(&path).map_err(io_err(&path))?.len();
+    if len > MAX_STATE_BYTES {
+        return Err(Error::Checkpoint {
+            what: format!(
+                "{} has {len} bytes, more than the {MAX_STATE_BYTES} read",
+                path.display()
+            ),
+        });
+    }
+    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+    Ok(Some(text))
+}
+
+/// Reads `state.json` if the folder has one, and checks it: the files it names are the
+/// plain file names this module writes for its epoch, and its numbers are in range.
+pub fn read_state(dir: &Path) -> Result<Option<TrainState>> {
+    let p = state_path(dir);
+    let Some(text) = read_run_text(dir, &p)? else {
+        return Ok(None);
+    };
+    let state: TrainState = serde_json::from_str(&text).map_err(|source| Error::Json {
+        path: p.clone(),
+        source,
+    })?;
+    state.check().map_err(|reason| Error::Checkpoint {
+        what: format!("{}: {reason}", p.display()),
+    })?;
     Ok(Some(state))
 }
 
+impl TrainState {
+    /// Checks what a `state.json` may not say, whatever the experiment: an error names the
+    /// field.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.epoch == 0 {
+            return Err("`epoch` is 0; a saved state has at least one epoch".into());
+        }
+        if self.history.len() != self.epoch {
+            return Err(format!(
+                "`epoch` is {}, but `history` has {} records",
+                self.epoch,
+                self.history.len()
+            ));
+        }
+        for (i, r) in self.history.iter().enumerate() {
+            if r.epoch != i + 1 {
+                return Err(format!(
+                    "`history[{i}]` is epoch {}, not {}",
+                    r.epoch,
+                    i + 1
+                ));
+            }
+        }
+        if self.best_epoch > self.epoch || self.since_best > self.epoch {
+            return Err(format!(
+                "`best_epoch` {} or `since_best` {} exceeds `epoch` {}",
+                self.best_epoch, self.since_best, self.epoch
+            ));
+        }
+        // A long decay may take the rate down to 0; [`TrainState::check_schedule`] checks
+        // it against the experiment's schedule.
+        if !(self.lr.is_finite() && self.lr >= 0.0) {
+            return Err(format!("`lr` {} is not a non-negative number", self.lr));
+        }
+        if self.best_valid.is_nan() || self.best_valid < 0.0 {
+            return Err(format!(
+                "`best_valid` {} is not a non-negative number",
+                self.best_valid
+            ));
+        }
+        if !(self.seconds.is_finite() && self.seconds >= 0.0) {
+            return Err(format!(
+                "`seconds` {} is not a non-negative number",
+                self.seconds
+            ));
+        }
+        let (weights, optimizer) = epoch_files(self.epoch);
+        for (field, name, want) in [
+            ("weights", &self.weights, weights),
+            ("optimizer", &self.optimizer, optimizer),
+        ] {
+            check_file_name(field, name)?;
+            if *name != want {
+                return Err(format!(
+                    "`{field}` is `{name}`; epoch {} wrote `{want}`",
+                    self.epoch
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the state against the experiment resumed: the learning rate is the one its
+    /// schedule gives after `epoch` epochs, and early stopping is one its patience allows.
+    pub fn check_schedule(&self, cfg: &ExperimentConfig) -> std::result::Result<(), String> {
+        let s = &cfg.schedule;
+        // The same products the training loop forms, one epoch at a time.
+        let mut lr = s.adam.lr;
+        for _ in 0..self.epoch {
+            lr *= s.lr_decay;
+        }
+        if (self.lr - lr).abs() > 1e-9 * lr {
+            return Err(format!(
+                "`lr` is {}, the schedule gives {lr} after {} epochs",
+                self.lr, self.epoch
+            ));
+        }
+        if self.stopped_early && (s.patience == 0 || self.since_best < s.patience) {
+            return Err(format!(
+                "`stopped_early` is set, but patience {} and `since_best` {} do not stop",
+                s.patience, self.since_best
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A file named by `state.json` must be a plain file name in the run folder: not empty,
+/// not absolute, no `..`, no folders.
+fn check_file_name(field: &str, name: &str) -> std::result::Result<(), String> {
+    use std::path::Component;
+    let path = Path::new(name);
+    let reason = if name.is_empty() {
+        "is empty"
+    } else if path.has_root() || path.is_absolute() {
+        "is an absolute path"
+    } else if path.components().any(|c| c == Component::ParentDir) {
+        "has a `..` component"
+    } else if path.components().count() != 1
+        || !matches!(path.components().next(), Some(Component::Normal(_)))
+    {
+        "is not a plain file name"
+    } else {
+        return Ok(());
+    };
+    Err(format!(
+        "`{field}` = `{name}` {reason}; it must name a file in the run folder"
+    ))
+}
+
 /// Writes the end-of-epoch checkpoint (and `best.safetensors` when `is_best`), then the
-/// state that points at it, then removes the previous epoch's files.
+/// state that points at it, then removes the earlier epochs' files.
 pub fn save_training(
     dir: &Path,
     state: &TrainState,
@@ -109,8 +279,7 @@ pub fn save_training(
 ) -> Result<()> {
     let mut meta = CheckpointMeta::default();
     meta.extra.insert("epoch".into(), state.epoch.to_string());
-    let weights = format!("epoch-{:04}.safetensors", state.epoch);
-    let optim = format!("epoch-{:04}.optim.safetensors", state.epoch);
+    let (weights, optim) = epoch_files(state.epoch);
     // The model zoo's writer is atomic itself (temporary file, rename).
     models::save_checkpoint(dir.join(&weights), model_cfg, vm, &meta)?;
     if is_best {
@@ -119,22 +288,80 @@ pub fn save_training(
     let adam_state = adam.state()?;
     let bytes = safetensors_bytes(&adam_state, &dir.join(&optim))?;
     write_atomic(&dir.join(&optim), &bytes)?;
-    let previous = read_state(dir)?;
     let mut new_state = state.clone();
-    new_state.weights = weights.clone();
-    new_state.optimizer = optim.clone();
+    new_state.weights = weights;
+    new_state.optimizer = optim;
     let json = serde_json::to_vec_pretty(&new_state).map_err(|source| Error::Json {
         path: state_path(dir),
         source,
     })?;
     write_atomic(&state_path(dir), &json)?;
-    if let Some(prev) = previous {
-        for f in [prev.weights, prev.optimizer] {
-            if !f.is_empty() && f != weights && f != optim {
-                // A leftover file costs only disk space; the checkpoint is already whole.
-                let _ = std::fs::remove_file(dir.join(f));
-            }
+    remove_other_epoch_files(dir, state.epoch);
+    Ok(())
+}
+
+/// Removes the weight and optimiser files of every epoch but `keep` (those `state.json`
+/// points past, and those of an epoch a kill left uncommitted). Only names of the form
+/// this module writes are touched, and only in `dir` itself.
+pub fn remove_other_epoch_files(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let (weights, optim) = epoch_files(keep);
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        let epoch_digits = name
+            .strip_prefix("epoch-")
+            .and_then(|r| {
+                r.strip_suffix(".optim.safetensors")
+                    .or_else(|| r.strip_suffix(".safetensors"))
+            })
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if epoch_digits.is_some() && is_file && name != weights && name != optim {
+            // A leftover file costs only disk space; the checkpoint is already whole.
+            let _ = std::fs::remove_file(entry.path());
         }
+    }
+}
+
+/// Makes `log.jsonl` hold exactly one line per committed epoch of `history`: lines of
+/// epochs beyond it (written before a kill stopped the commit), repeated and unreadable
+/// lines are dropped, missing ones are written from `history`. The original text of every
+/// kept line stays; the file is replaced atomically, and only when it changes.
+pub fn reconcile_log(dir: &Path, history: &[EpochRecord]) -> Result<()> {
+    let path = log_path(dir);
+    let text = read_run_text(dir, &path)?.unwrap_or_default();
+    let mut lines: Vec<Option<&str>> = vec![None; history.len()];
+    for line in text.lines() {
+        let epoch = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get("epoch").and_then(serde_json::Value::as_u64));
+        if let Some(slot) = epoch
+            .and_then(|e| usize::try_from(e).ok()?.checked_sub(1))
+            .and_then(|i| lines.get_mut(i))
+        {
+            slot.get_or_insert(line);
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    for (line, record) in lines.iter().zip(history) {
+        match line {
+            Some(l) => out.push_str(l),
+            None => out.push_str(
+                &serde_json::to_string(record).map_err(|source| Error::Json {
+                    path: path.clone(),
+                    source,
+                })?,
+            ),
+        }
+        out.push('\n');
+    }
+    if out != text && (path.exists() || !out.is_empty()) {
+        write_atomic(&path, out.as_bytes())?;
     }
     Ok(())
 }
@@ -155,10 +382,19 @@ fn safetensors_bytes(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<V
     })
 }
 
-/// Loads the weights and optimiser state a `state.json` names.
+/// Loads the weights and optimiser state a `state.json` names; both must be files of
+/// `dir` (also after following symlinks).
 pub fn load_training(dir: &Path, state: &TrainState, vm: &VarMap, adam: &mut Adam) -> Result<()> {
-    models::load_weights(dir.join(&state.weights), vm)?;
-    let p = dir.join(&state.optimizer);
+    let run_file = |field: &str, name: &str| -> Result<PathBuf> {
+        check_file_name(field, name).map_err(|what| Error::Checkpoint { what })?;
+        let p = dir.join(name);
+        inside_run(dir, &p)?.ok_or_else(|| Error::Checkpoint {
+            what: format!("{} (named by state.json) is missing", p.display()),
+        })
+    };
+    let weights = run_file("weights", &state.weights)?;
+    let p = run_file("optimizer", &state.optimizer)?;
+    models::load_weights(weights, vm)?;
     let tensors =
         candle_core::safetensors::load(&p, &Device::Cpu).map_err(|e| Error::Checkpoint {
             what: format!("{}: {e}", p.display()),
@@ -168,8 +404,7 @@ pub fn load_training(dir: &Path, state: &TrainState, vm: &VarMap, adam: &mut Ada
 
 /// Loads `best.safetensors` into `vm` (the last epoch's weights when no epoch improved).
 pub fn load_best(dir: &Path, vm: &VarMap) -> Result<()> {
-    let best = best_path(dir);
-    if best.exists() {
+    if let Some(best) = inside_run(dir, &best_path(dir))? {
         models::load_weights(&best, vm)?;
     }
     Ok(())
@@ -178,6 +413,163 @@ pub fn load_best(dir: &Path, vm: &VarMap) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(epoch: usize) -> EpochRecord {
+        EpochRecord {
+            epoch,
+            lr: 1e-3,
+            train: Default::default(),
+            valid_error: epoch as f64,
+            valid_unit: "px".into(),
+            valid_accuracy: Default::default(),
+            images_per_sec: 1.0,
+            seconds: 1.0,
+            best: true,
+            grad_norm: None,
+        }
+    }
+
+    /// A state as `save_training` writes it after `epochs` epochs of the default experiment.
+    fn saved_state(epochs: usize) -> TrainState {
+        let cfg = ExperimentConfig::default();
+        let mut s = TrainState::new(&cfg, &cfg.resolved_model().unwrap());
+        s.epoch = epochs;
+        s.history = (1..=epochs).map(record).collect();
+        s.best_epoch = epochs;
+        s.best_valid = 1.0;
+        (s.weights, s.optimizer) = epoch_files(epochs);
+        s
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("lssl-ckpt-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn state_fields_are_checked() {
+        let cfg = ExperimentConfig::default();
+        saved_state(2).check().unwrap();
+        saved_state(2).check_schedule(&cfg).unwrap();
+        type Edit = fn(&mut TrainState);
+        let cases: [(&str, Edit); 12] = [
+            ("absolute", |s| s.weights = "/etc/passwd".into()),
+            ("`..`", |s| s.weights = "../outside.safetensors".into()),
+            ("`..`", |s| s.optimizer = "a/../../b".into()),
+            ("plain file name", |s| {
+                s.weights = "sub/epoch-0002.safetensors".into()
+            }),
+            ("empty", |s| s.optimizer = String::new()),
+            ("epoch 2 wrote", |s| s.weights = "best.safetensors".into()),
+            ("`lr`", |s| s.lr = -0.05),
+            ("`lr`", |s| s.lr = f64::INFINITY),
+            ("`epoch`", |s| s.epoch = 0),
+            ("`history`", |s| s.epoch = 7),
+            ("`best_valid`", |s| s.best_valid = -1.0),
+            ("`best_epoch`", |s| s.best_epoch = 3),
+        ];
+        for (want, edit) in cases {
+            let mut s = saved_state(2);
+            edit(&mut s);
+            let err = s.check().unwrap_err();
+            assert!(err.contains(want), "{want}: {err}");
+        }
+        // In range, but not what the schedule gives.
+        let mut s = saved_state(2);
+        s.lr = 0.5;
+        assert!(s.check_schedule(&cfg).unwrap_err().contains("`lr`"));
+        let mut s = saved_state(2);
+        s.stopped_early = true;
+        assert!(s
+            .check_schedule(&cfg)
+            .unwrap_err()
+            .contains("stopped_early"));
+    }
+
+    #[test]
+    fn a_state_file_may_not_lead_outside_the_run_folder() {
+        let d = scratch("symlink");
+        let outside = d.with_extension("outside.json");
+        let text = serde_json::to_string(&saved_state(1)).unwrap();
+        std::fs::write(&outside, &text).unwrap();
+        std::os::unix::fs::symlink(&outside, d.join("state.json")).unwrap();
+        let err = read_state(&d).unwrap_err().to_string();
+        assert!(err.contains("outside the run folder"), "{err}");
+        std::fs::remove_file(d.join("state.json")).unwrap();
+        std::fs::write(d.join("state.json"), &text).unwrap();
+        assert_eq!(read_state(&d).unwrap().unwrap().epoch, 1);
+        std::fs::remove_file(outside).unwrap();
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn the_log_keeps_one_line_per_committed_epoch() {
+        let d = scratch("log");
+        let history: Vec<EpochRecord> = (1..=3).map(record).collect();
+        let line = |e: usize| serde_json::to_string(&record(e)).unwrap();
+        let epochs_of = |d: &Path| -> Vec<u64> {
+            std::fs::read_to_string(d.join("log.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"]
+                        .as_u64()
+                        .unwrap()
+                })
+                .collect()
+        };
+        // Lines beyond the commit, a repeated line, a torn line; epoch 3's line missing.
+        let text = format!(
+            "{}\n{}\n{}\n{}\n{{\"epoch\": 4, \"lr",
+            line(1),
+            line(2),
+            line(2),
+            line(5)
+        );
+        std::fs::write(d.join("log.jsonl"), &text).unwrap();
+        reconcile_log(&d, &history).unwrap();
+        assert_eq!(epochs_of(&d), [1, 2, 3]);
+        // A whole log is left as it is, byte for byte.
+        let kept = format!("{} \n{}\n{}\n", line(1), line(2), line(3));
+        std::fs::write(d.join("log.jsonl"), &kept).unwrap();
+        reconcile_log(&d, &history).unwrap();
+        assert_eq!(std::fs::read_to_string(d.join("log.jsonl")).unwrap(), kept);
+        // Nothing committed: no line stays.
+        reconcile_log(&d, &[]).unwrap();
+        assert_eq!(std::fs::read_to_string(d.join("log.jsonl")).unwrap(), "");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn only_other_epochs_files_are_removed() {
+        let d = scratch("epochs");
+        let removed = [
+            "epoch-0001.safetensors",
+            "epoch-0001.optim.safetensors",
+            "epoch-12345.safetensors",
+        ];
+        let kept = [
+            "epoch-0002.safetensors",
+            "epoch-0002.optim.safetensors",
+            "best.safetensors",
+            "epoch-x.safetensors",
+            "epoch-.safetensors",
+            "epoch-0001.safetensors.bak",
+        ];
+        for f in removed.iter().chain(&kept) {
+            std::fs::write(d.join(f), b"x").unwrap();
+        }
+        remove_other_epoch_files(&d, 2);
+        for f in removed {
+            assert!(!d.join(f).exists(), "{f} is left");
+        }
+        for f in kept {
+            assert!(d.join(f).exists(), "{f} was removed");
+        }
+        std::fs::remove_dir_all(d).unwrap();
+    }
 
     /// A run names its model as the config the preset resolved to: the same preset name
     /// with another resolved config (a preset changed between builds) is another experiment.

@@ -197,8 +197,15 @@ impl Trainer {
         self.state.epoch
     }
 
+    /// Resumes from the run folder's checkpoint, if any. Every start first removes the
+    /// temporary files of a killed writer and drops the log lines of epochs no state
+    /// committed; only files inside the run folder are read or removed.
     fn try_resume(&mut self) -> Result<()> {
+        crate::io::remove_stale_temps(&self.out_dir)?;
         let Some(state) = checkpoint::read_state(&self.out_dir)? else {
+            if self.out_dir.is_dir() {
+                checkpoint::reconcile_log(&self.out_dir, &[])?;
+            }
             return Ok(());
         };
         if state.experiment != self.state.experiment {
@@ -209,8 +216,15 @@ impl Trainer {
                 ),
             });
         }
+        state
+            .check_schedule(&self.cfg)
+            .map_err(|reason| Error::Checkpoint {
+                what: format!("{}: {reason}", self.out_dir.join("state.json").display()),
+            })?;
         checkpoint::load_training(&self.out_dir, &state, &self.varmap, &mut self.adam)?;
         self.adam.set_learning_rate(state.lr);
+        checkpoint::reconcile_log(&self.out_dir, &state.history)?;
+        checkpoint::remove_other_epoch_files(&self.out_dir, state.epoch);
         self.state = state;
         Ok(())
     }
@@ -498,8 +512,7 @@ impl Trainer {
                     clipped_steps,
                 }),
             };
-            report::append_epoch(&self.out_dir, &record)?;
-            self.state.history.push(record);
+            self.state.history.push(record.clone());
             let patience = self.cfg.schedule.patience;
             if patience > 0 && self.state.since_best >= patience {
                 self.state.stopped_early = true;
@@ -515,6 +528,9 @@ impl Trainer {
                 &self.adam,
                 improved,
             )?;
+            // After the state commits the epoch: a kill in between leaves the line
+            // missing, and the resume writes it from the state's history.
+            report::append_epoch(&self.out_dir, &record)?;
         }
         self.finish(started)
     }
