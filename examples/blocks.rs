@@ -170,6 +170,19 @@ fn main() -> Result<()> {
             args.labelled
         );
     }
+    if args.seeds == 0 || epochs == 0 {
+        bail!("--seeds and --epochs must be at least 1");
+    }
+    let limit = landmark_ssl::train::config::MAX_GENERATED_IMAGES;
+    let images = args
+        .eval_images
+        .checked_mul(2)
+        .and_then(|n| n.checked_add(args.train_images));
+    if args.train_images == 0 || args.eval_images == 0 || images.is_none_or(|n| n > limit) {
+        bail!(
+            "--train-images and --eval-images must be at least 1 and at most {limit} in all (train + 2 x eval)"
+        );
+    }
     println!(
         "Blocks: {} training, {} validation, {} test images; {} epochs{}.",
         args.train_images,

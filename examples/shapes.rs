@@ -18,7 +18,7 @@ mod jemalloc;
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 use landmark_ssl::train::{predict, ExperimentConfig, Trainer};
 
@@ -56,6 +56,9 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if args.epochs == 0 || args.train_images == 0 {
+        bail!("--epochs and --train-images must be at least 1");
+    }
     let mut cfg = ExperimentConfig {
         name: "seqmt-shapes, class labels only".into(),
         seed: args.seed,

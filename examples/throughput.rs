@@ -40,6 +40,9 @@ struct Args {
     seed: u64,
 }
 
+/// The most timed steps (each keeps its time).
+const MAX_STEPS: usize = 10_000;
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -52,8 +55,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    if args.batch == 0 || args.steps == 0 {
-        bail!("--batch and --steps must be at least 1");
+    let max_batch = landmark_ssl::train::config::MAX_BATCH_SIZE;
+    if args.batch == 0 || args.batch > max_batch {
+        bail!(
+            "--batch {} is not in [1, {max_batch}] (the largest batch the trainer accepts)",
+            args.batch
+        );
+    }
+    if args.steps == 0 || args.steps > MAX_STEPS {
+        bail!("--steps {} is not in [1, {MAX_STEPS}]", args.steps);
     }
     let dev = Device::Cpu;
     let cfg = preset(&args.preset).with_context(|| format!("preset {}", args.preset))?;
