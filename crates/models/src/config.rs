@@ -16,12 +16,13 @@
 //! pooling is a 2x2 max-pool with stride 2 that drops an odd last row / column
 //! (`floor(H / 2)`).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::limits::ModelLimits;
 
 /// Height and width of a model's input images, in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -427,69 +428,27 @@ impl ModelConfig {
         !matches!(self, ModelConfig::CommMt(_))
     }
 
+    /// Checks the config against [`ModelLimits::DEFAULT`]: see [`Self::validate_within`].
+    pub fn validate(&self) -> Result<()> {
+        self.validate_within(&ModelLimits::DEFAULT)
+    }
+
     /// Checks the config: positive sizes and channel counts, odd kernels no larger than the
     /// input, K >= 1 and matching the last conv, pools that keep maps non-empty, finite
-    /// positive beta, valid and unique head names, dropout in [0, 1).
-    pub fn validate(&self) -> Result<()> {
-        let (h, w) = self.input_size();
-        if h == 0 || w == 0 {
-            return Err(Error::config(
-                "input_size",
-                format!("must be positive, got {h}x{w}"),
-            ));
-        }
-        let k = self.num_landmarks();
-        if k == 0 {
-            return Err(Error::config(
-                "num_landmarks",
-                "K must be at least 1, got 0",
-            ));
-        }
-        if let Some(beta) = self.beta() {
-            if !(beta.is_finite() && beta > 0.0) {
-                return Err(Error::config(
-                    "beta",
-                    format!("must be finite and positive, got {beta}"),
-                ));
-            }
-        }
-        let min_side = h.min(w);
-        match self {
-            ModelConfig::SeqMt(c) => {
-                check_convs("convs", &c.convs, min_side)?;
-                check_last_is_k("convs", &c.convs, k)?;
-                let s = c.map_negative_slope;
-                if !(0.0..1.0).contains(&s) {
-                    return Err(Error::config(
-                        "map_negative_slope",
-                        format!("must be in [0, 1), got {s}"),
-                    ));
-                }
-            }
-            ModelConfig::CommMt(c) => {
-                let (ch, hh, ww) = check_layers("trunk", &c.trunk, 1, h, w, min_side)?;
-                if ch * hh * ww == 0 {
-                    return Err(Error::config("trunk", "the trunk output is empty"));
-                }
-                for (i, &u) in c.shared_fc.iter().enumerate() {
-                    if u == 0 {
-                        return Err(Error::config(
-                            format!("shared_fc[{i}]"),
-                            "an FC layer needs at least 1 unit",
-                        ));
-                    }
-                }
-                check_dropout("dropout", c.dropout)?;
-            }
-            ModelConfig::HeatmapMt(c) => {
-                check_convs("convs", &c.convs, min_side)?;
-                check_last_is_k("convs", &c.convs, k)?;
-                check_layers("branch", &c.branch, k, h, w, min_side)?;
-            }
-            ModelConfig::Rcn(c) => check_rcn(c, min_side)?,
-        }
-        check_heads(self.heads())?;
-        Ok(())
+    /// positive beta, valid and unique head names, dropout in [0, 1); and every size, the
+    /// parameter count and one image's largest feature map within `limits` (an
+    /// [`Error::LimitExceeded`] naming the field). Nothing is allocated for the model.
+    pub fn validate_within(&self, limits: &ModelLimits) -> Result<()> {
+        crate::validate::validate(self, limits).map(|_| ())
+    }
+
+    /// The name and shape of every weight the model of this config has (as
+    /// [`crate::LandmarkModel::new`] creates them), worked out from the config alone. Checks
+    /// the config's structure (not [`ModelLimits`]; sizes whose products overflow are
+    /// errors).
+    pub fn weight_shapes(&self) -> Result<BTreeMap<String, Vec<usize>>> {
+        let plan = crate::validate::validate(self, &ModelLimits::UNBOUNDED)?;
+        Ok(plan.weights.into_iter().collect())
     }
 
     /// Parses a config from JSON (the `family`-tagged form) and validates it.
@@ -554,202 +513,4 @@ impl ModelConfig {
             reason: e.to_string(),
         })
     }
-}
-
-fn check_kernel(field: &str, kernel: usize, min_side: usize) -> Result<()> {
-    if kernel == 0 {
-        return Err(Error::config(field, "kernel size must be at least 1"));
-    }
-    if kernel & 1 == 0 {
-        return Err(Error::config(
-            field,
-            format!("kernel {kernel} is even; SAME padding needs an odd kernel"),
-        ));
-    }
-    if kernel > min_side {
-        return Err(Error::config(
-            field,
-            format!(
-                "kernel {kernel} is larger than the input ({min_side} pixels on its short side)"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn check_convs(field: &str, convs: &[ConvSpec], min_side: usize) -> Result<()> {
-    if convs.is_empty() {
-        return Err(Error::config(field, "needs at least one convolution"));
-    }
-    for (i, c) in convs.iter().enumerate() {
-        check_kernel(&format!("{field}[{i}].kernel"), c.kernel, min_side)?;
-        if c.channels == 0 {
-            return Err(Error::config(
-                format!("{field}[{i}].channels"),
-                "a convolution needs at least 1 output channel",
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_last_is_k(field: &str, convs: &[ConvSpec], k: usize) -> Result<()> {
-    let last = convs.len() - 1;
-    if convs[last].channels != k {
-        return Err(Error::config(
-            format!("{field}[{last}].channels"),
-            format!(
-                "the last conv gives the landmark maps, so it needs K = {k} channels, got {}",
-                convs[last].channels
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a conv/pool stack and returns its output (channels, height, width).
-fn check_layers(
-    field: &str,
-    layers: &[LayerSpec],
-    in_ch: usize,
-    h: usize,
-    w: usize,
-    min_side: usize,
-) -> Result<(usize, usize, usize)> {
-    let (mut c, mut h, mut w) = (in_ch, h, w);
-    for (i, l) in layers.iter().enumerate() {
-        match *l {
-            LayerSpec::Conv { kernel, channels } => {
-                check_kernel(&format!("{field}[{i}].conv.kernel"), kernel, min_side)?;
-                if channels == 0 {
-                    return Err(Error::config(
-                        format!("{field}[{i}].conv.channels"),
-                        "a convolution needs at least 1 output channel",
-                    ));
-                }
-                c = channels;
-            }
-            LayerSpec::Pool => {
-                if h < 2 || w < 2 {
-                    return Err(Error::config(
-                        format!("{field}[{i}]"),
-                        format!("cannot 2x2-pool a {h}x{w} map"),
-                    ));
-                }
-                h /= 2;
-                w /= 2;
-            }
-        }
-    }
-    Ok((c, h, w))
-}
-
-fn check_rcn(c: &RcnConfig, min_side: usize) -> Result<()> {
-    if c.channels == 0 {
-        return Err(Error::config("channels", "needs at least 1 feature map"));
-    }
-    if c.down_convs == 0 {
-        return Err(Error::config(
-            "down_convs",
-            "needs at least 1 conv per level",
-        ));
-    }
-    if c.up_convs == 0 {
-        return Err(Error::config("up_convs", "needs at least 1 conv per level"));
-    }
-    if c.down_kernels.len() != c.levels + 1 {
-        return Err(Error::config(
-            "down_kernels",
-            format!(
-                "needs levels + 1 = {} entries, got {}",
-                c.levels + 1,
-                c.down_kernels.len()
-            ),
-        ));
-    }
-    if c.up_kernels.len() != c.levels {
-        return Err(Error::config(
-            "up_kernels",
-            format!(
-                "needs levels = {} entries, got {}",
-                c.levels,
-                c.up_kernels.len()
-            ),
-        ));
-    }
-    let (mut h, mut w) = (c.input_size.height, c.input_size.width);
-    for l in 1..=c.levels {
-        if h < 2 || w < 2 {
-            return Err(Error::config(
-                "levels",
-                format!("pooling {l} of {} would pool a {h}x{w} map", c.levels),
-            ));
-        }
-        h /= 2;
-        w /= 2;
-    }
-    for (i, &k) in c.down_kernels.iter().enumerate() {
-        check_kernel(&format!("down_kernels[{i}]"), k, min_side)?;
-    }
-    for (i, &k) in c.up_kernels.iter().enumerate() {
-        check_kernel(&format!("up_kernels[{i}]"), k, min_side)?;
-    }
-    check_kernel("output_kernel", c.output_kernel, min_side)?;
-    Ok(())
-}
-
-fn check_dropout(field: &str, p: f64) -> Result<()> {
-    if !(0.0..1.0).contains(&p) {
-        return Err(Error::config(
-            field,
-            format!("dropout probability must be in [0, 1), got {p}"),
-        ));
-    }
-    Ok(())
-}
-
-fn check_heads(heads: &[HeadConfig]) -> Result<()> {
-    let mut seen = BTreeSet::new();
-    for (i, h) in heads.iter().enumerate() {
-        let ok = !h.name.is_empty()
-            && h.name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !ok {
-            return Err(Error::config(
-                format!("heads[{i}].name"),
-                format!(
-                    "`{}` must be non-empty ASCII letters, digits, `_` or `-`",
-                    h.name
-                ),
-            ));
-        }
-        if !seen.insert(h.name.as_str()) {
-            return Err(Error::config(
-                format!("heads[{i}].name"),
-                format!("duplicate head name `{}`", h.name),
-            ));
-        }
-        let n = h.kind.outputs();
-        let min = match h.kind {
-            HeadKind::Class { .. } => 2,
-            HeadKind::Real { .. } => 1,
-        };
-        if n < min {
-            return Err(Error::config(
-                format!("heads[{i}].kind"),
-                format!("needs at least {min} outputs, got {n}"),
-            ));
-        }
-        for (j, &u) in h.hidden.iter().enumerate() {
-            if u == 0 {
-                return Err(Error::config(
-                    format!("heads[{i}].hidden[{j}]"),
-                    "a hidden layer needs at least 1 unit",
-                ));
-            }
-        }
-        check_dropout(&format!("heads[{i}].dropout"), h.dropout)?;
-    }
-    Ok(())
 }

@@ -14,6 +14,21 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A size in a model config is above its [`crate::ModelLimits`] bound (or a product of
+    /// sizes overflows).
+    #[error("{}model config `{field}`: {value} is above the limit of {limit} (ModelLimits::{setting}; raise it with `validate_within` or `load_checkpoint_within` if a model this large is intended)", path.as_ref().map(|p| format!("checkpoint {}: ", p.display())).unwrap_or_default())]
+    LimitExceeded {
+        /// The checkpoint whose config it is, when loading one.
+        path: Option<PathBuf>,
+        /// The offending field, as a path (e.g. `convs[2].channels`, `parameters`).
+        field: String,
+        /// The value (or the product of values) declared.
+        value: String,
+        /// The bound.
+        limit: String,
+        /// The [`crate::ModelLimits`] field that sets the bound.
+        setting: &'static str,
+    },
     /// No preset of that name.
     #[error("unknown model preset `{name}`; known presets: {known}")]
     UnknownPreset {
@@ -72,6 +87,25 @@ pub enum Error {
         /// Missing, unexpected, or the two shapes.
         reason: String,
     },
+    /// A checkpoint holds a non-finite weight (NaN, infinity, or an f64 beyond the f32
+    /// range), or its model gives non-finite outputs.
+    #[error("checkpoint {}: {what}: {reason}", path.display())]
+    NonFinite {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The tensor (``tensor `convs.0.weight` ``) or output (``output `landmarks` ``).
+        what: String,
+        /// The value and where it is.
+        reason: String,
+    },
+    /// A model gave a non-finite output (NaN or infinity) for an input image.
+    #[error("the model's output `{output}` is not finite for image {index} (0-based): its weights or beta overflow f32 on it, or the image holds non-finite values")]
+    NonFiniteOutput {
+        /// The image's index in the call.
+        index: usize,
+        /// `landmarks` or `attributes.<head>`.
+        output: String,
+    },
     /// Reading or writing a file failed.
     #[error("I/O error on {}: {source}", path.display())]
     Io {
@@ -106,6 +140,30 @@ impl Error {
         Error::Config {
             field: field.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// The same error, naming `path` as the checkpoint it comes from where it can.
+    pub(crate) fn in_checkpoint(self, path: &std::path::Path) -> Self {
+        match self {
+            Error::LimitExceeded {
+                field,
+                value,
+                limit,
+                setting,
+                ..
+            } => Error::LimitExceeded {
+                path: Some(path.to_path_buf()),
+                field,
+                value,
+                limit,
+                setting,
+            },
+            Error::Config { field, reason } => Error::Checkpoint {
+                path: path.to_path_buf(),
+                reason: format!("invalid `config` metadata: `{field}`: {reason}"),
+            },
+            other => other,
         }
     }
 }

@@ -17,12 +17,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::str::FromStr;
 
 use candle_core::{DType, Device, Tensor};
 use landmark_ssl_ops::{warp_image_slice, Affine2};
 
-use crate::checkpoint::{load_checkpoint, CheckpointInfo};
+use crate::checkpoint::{load_checkpoint_within, CheckpointInfo};
 use crate::error::{Error, Result};
+use crate::limits::ModelLimits;
 use crate::LandmarkModel;
 
 /// Where to look for the object in an image.
@@ -33,6 +35,40 @@ pub enum Region {
     /// An object box `[x0, y0, x1, y1]` in the image's pixels (the workspace's point
     /// convention), with `x1 > x0`, `y1 > y0`.
     Box([f32; 4]),
+}
+
+impl FromStr for Region {
+    type Err = Error;
+
+    /// An object box written `x0,y0,x1,y1` (image pixels; spaces around the numbers and
+    /// negative coordinates allowed), e.g. `10,5,90,75`: finite, with `x1 > x0`, `y1 > y0`.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |reason: String| Error::InvalidArgument {
+            op: "Region::from_str",
+            arg: "box",
+            reason: format!("`{s}`: {reason}"),
+        };
+        let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+        if parts.len() != 4 {
+            return Err(bad(format!(
+                "a box is x0,y0,x1,y1 (4 numbers), got {} comma-separated parts",
+                parts.len()
+            )));
+        }
+        let mut b = [0f32; 4];
+        for (v, p) in b.iter_mut().zip(&parts) {
+            *v = p
+                .parse::<f32>()
+                .map_err(|_| bad(format!("`{p}` is not a number")))?;
+            if !v.is_finite() {
+                return Err(bad(format!("`{p}` is not a finite f32")));
+            }
+        }
+        if !(b[2] > b[0] && b[3] > b[1]) {
+            return Err(bad("a box needs x1 > x0 and y1 > y0".into()));
+        }
+        Ok(Region::Box(b))
+    }
 }
 
 /// One image's prediction.
@@ -68,10 +104,24 @@ impl Predictor {
         }
     }
 
-    /// Loads a checkpoint ([`crate::save_checkpoint`]) onto `device`.
+    /// Loads a checkpoint ([`crate::save_checkpoint`]) onto `device`, within
+    /// [`ModelLimits::DEFAULT`]. The box scale is the checkpoint's recorded training crop
+    /// factor ([`crate::CheckpointMeta::crop_factor`]) where it has one, 1 otherwise.
     pub fn from_checkpoint(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
-        let (model, _vm, info) = load_checkpoint(path, device)?;
+        Self::from_checkpoint_within(path, device, &ModelLimits::DEFAULT)
+    }
+
+    /// [`Self::from_checkpoint`] with other size limits.
+    pub fn from_checkpoint_within(
+        path: impl AsRef<Path>,
+        device: &Device,
+        limits: &ModelLimits,
+    ) -> Result<Self> {
+        let (model, _vm, info) = load_checkpoint_within(path, device, limits)?;
         let mut p = Self::new(model, device.clone());
+        if let Some(f) = info.meta.crop_factor {
+            p.box_scale = f;
+        }
         p.info = Some(info);
         Ok(p)
     }
@@ -82,11 +132,16 @@ impl Predictor {
         self
     }
 
-    /// Sets the factor on a box's longer side that gives the crop side (default 1, as the
-    /// data crate's object crops with a box). Must match training.
+    /// Sets the factor on a box's longer side that gives the crop side (default: the
+    /// checkpoint's recorded crop factor, else 1). Must match training.
     pub fn with_box_scale(mut self, box_scale: f64) -> Self {
         self.box_scale = box_scale;
         self
+    }
+
+    /// The factor on a box's longer side that gives the crop side.
+    pub fn box_scale(&self) -> f64 {
+        self.box_scale
     }
 
     /// The model.
@@ -140,7 +195,8 @@ impl Predictor {
 
     /// Predicts landmarks for `images` (each (H, W), (1, H, W) or (1, 1, H, W), grey, any
     /// size, any float dtype) in their `regions` (one per image). Returns one [`Prediction`]
-    /// per image, points in the original image's pixels.
+    /// per image, points in the original image's pixels. A non-finite output is an
+    /// [`Error::NonFiniteOutput`] naming the image's index.
     pub fn predict(&self, images: &[Tensor], regions: &[Region]) -> Result<Vec<Prediction>> {
         if images.len() != regions.len() {
             return Err(Error::InvalidArgument {
@@ -149,49 +205,167 @@ impl Predictor {
                 reason: format!("{} regions for {} images", regions.len(), images.len()),
             });
         }
-        let (sh, sw) = self.model.config().input_size();
         let mut out = Vec::with_capacity(images.len());
-        let pairs: Vec<(&Tensor, &Region)> = images.iter().zip(regions).collect();
-        for chunk in pairs.chunks(self.batch_size) {
-            let mut pixels = Vec::with_capacity(chunk.len() * sh * sw);
+        for (c, chunk) in images.chunks(self.batch_size).enumerate() {
+            let first = c * self.batch_size;
             let mut crops = Vec::with_capacity(chunk.len());
-            for (img, region) in chunk {
+            for (i, img) in chunk.iter().enumerate() {
                 let (h, w, data) = image_data(img)?;
-                let a = self.crop_affine(h, w, **region)?;
-                let mut crop = warp_image_slice(&data, 1, h, w, &a, sh, sw);
-                normalize(&mut crop);
-                pixels.extend_from_slice(&crop);
-                crops.push(a);
+                crops.push(self.crop(&data, h, w, regions[first + i])?);
             }
-            let batch = Tensor::from_vec(pixels, (chunk.len(), 1, sh, sw), &self.device)?;
-            let o = self.model.forward_t(&batch, false)?;
-            let lm = o.landmarks.to_dtype(DType::F32)?.to_vec3::<f32>()?;
-            let mut attrs: Vec<(String, Vec<Vec<f32>>)> = Vec::new();
-            for (name, t) in &o.attributes {
-                attrs.push((name.clone(), t.to_dtype(DType::F32)?.to_vec2::<f32>()?));
-            }
-            for (i, a) in crops.into_iter().enumerate() {
-                let inv = a.inverse()?;
-                let landmarks = lm[i]
-                    .iter()
-                    .map(|p| {
-                        let (x, y) = inv.apply(p[0] as f64, p[1] as f64);
-                        [x as f32, y as f32]
-                    })
-                    .collect();
-                let attributes = attrs
-                    .iter()
-                    .map(|(n, v)| (n.clone(), v[i].clone()))
-                    .collect();
-                out.push(Prediction {
-                    landmarks,
-                    attributes,
-                    crop: a,
-                });
-            }
+            out.extend(self.run(crops, first)?);
         }
         Ok(out)
     }
+
+    /// Predicts landmarks for one grey image given as `height` x `width` row-major pixels
+    /// (values in [0, 1], as [`Self::predict`]) without copying it into a tensor.
+    pub fn predict_pixels(
+        &self,
+        pixels: &[f32],
+        height: usize,
+        width: usize,
+        region: Region,
+    ) -> Result<Prediction> {
+        if height == 0 || width == 0 || height.checked_mul(width) != Some(pixels.len()) {
+            return Err(Error::InvalidArgument {
+                op: "Predictor::predict_pixels",
+                arg: "pixels",
+                reason: format!(
+                    "{} pixels for a {height}x{width} image (it needs height x width > 0)",
+                    pixels.len()
+                ),
+            });
+        }
+        let crop = self.crop(pixels, height, width, region)?;
+        self.run(vec![crop], 0)?
+            .pop()
+            .ok_or_else(|| Error::InvalidArgument {
+                op: "Predictor::predict_pixels",
+                arg: "pixels",
+                reason: "the model gave no prediction".into(),
+            })
+    }
+
+    /// The normalised model-input crop of one image (H x W pixels `data`) and its crop map.
+    fn crop(
+        &self,
+        data: &[f32],
+        h: usize,
+        w: usize,
+        region: Region,
+    ) -> Result<(Vec<f32>, Affine2)> {
+        let a = self.crop_affine(h, w, region)?;
+        let (sh, sw) = self.model.config().input_size();
+        let mut crop = warp_image_slice(data, 1, h, w, &a, sh, sw);
+        normalize(&mut crop);
+        Ok((crop, a))
+    }
+
+    /// Runs the model on crops (numbered from `first` in errors) and maps the points back.
+    fn run(&self, crops: Vec<(Vec<f32>, Affine2)>, first: usize) -> Result<Vec<Prediction>> {
+        let (sh, sw) = self.model.config().input_size();
+        let n = crops.len();
+        // The input size is within the model's limits, but the product is checked anyway:
+        // it sizes an allocation.
+        let len = n
+            .checked_mul(sh)
+            .and_then(|v| v.checked_mul(sw))
+            .ok_or_else(|| Error::InvalidArgument {
+                op: "Predictor::predict",
+                arg: "images",
+                reason: format!("{n} crops of {sh}x{sw} pixels overflow the address space"),
+            })?;
+        let mut pixels = Vec::with_capacity(len);
+        let mut maps = Vec::with_capacity(n);
+        for (crop, a) in crops {
+            pixels.extend_from_slice(&crop);
+            maps.push(a);
+        }
+        let batch = Tensor::from_vec(pixels, (n, 1, sh, sw), &self.device)?;
+        let o = self.model.forward_t(&batch, false)?;
+        let lm = o.landmarks.to_dtype(DType::F32)?.to_vec3::<f32>()?;
+        let mut attrs: Vec<(String, Vec<Vec<f32>>)> = Vec::new();
+        for (name, t) in &o.attributes {
+            attrs.push((name.clone(), t.to_dtype(DType::F32)?.to_vec2::<f32>()?));
+        }
+        let mut out = Vec::with_capacity(n);
+        for (i, a) in maps.into_iter().enumerate() {
+            let not_finite = |output: String| Error::NonFiniteOutput {
+                index: first + i,
+                output,
+            };
+            if lm[i].iter().flatten().any(|v| !v.is_finite()) {
+                return Err(not_finite("landmarks".into()));
+            }
+            if let Some((name, _)) = attrs
+                .iter()
+                .find(|(_, v)| v[i].iter().any(|x| !x.is_finite()))
+            {
+                return Err(not_finite(format!("attributes.{name}")));
+            }
+            let inv = a.inverse()?;
+            let landmarks = lm[i]
+                .iter()
+                .map(|p| {
+                    let (x, y) = inv.apply(p[0] as f64, p[1] as f64);
+                    [x as f32, y as f32]
+                })
+                .collect();
+            let attributes = attrs
+                .iter()
+                .map(|(n, v)| (n.clone(), v[i].clone()))
+                .collect();
+            out.push(Prediction {
+                landmarks,
+                attributes,
+                crop: a,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Checks that `model` (loaded from the checkpoint `path`) gives finite outputs (maps,
+/// landmarks, attributes) on a fixed test image: weights that are finite one by one can
+/// still overflow f32 together, or with a large beta.
+pub(crate) fn check_finite_outputs(
+    path: &Path,
+    model: &LandmarkModel,
+    device: &Device,
+) -> Result<()> {
+    let (h, w) = model.config().input_size();
+    // A fixed, non-constant pattern, normalised as every crop is.
+    let mut px: Vec<f32> = (0..h)
+        .flat_map(|y| (0..w).map(move |x| ((7 * x + 13 * y) % 17) as f32 / 16.0))
+        .collect();
+    normalize(&mut px);
+    let img = Tensor::from_vec(px, (1, 1, h, w), device)?;
+    let out = model.forward(&img)?;
+    let mut outputs = vec![("landmarks".to_string(), out.landmarks)];
+    if let Some(m) = out.maps {
+        outputs.push(("maps".to_string(), m));
+    }
+    for (name, t) in out.attributes {
+        outputs.push((format!("attributes.{name}"), t));
+    }
+    for (name, t) in outputs {
+        let values = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                path: path.to_path_buf(),
+                what: format!("output `{name}`"),
+                reason: format!(
+                    "not finite on a test image: the weights{} overflow f32",
+                    model
+                        .config()
+                        .beta()
+                        .map_or_else(String::new, |b| format!(" (with beta = {b})"))
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// (H, W, row-major f32 pixels) of a grey image tensor (H, W), (1, H, W) or (1, 1, H, W).

@@ -5,7 +5,11 @@
 //!   paper's architectures by name ([`PRESET_NAMES`]).
 //! * [`LandmarkModel`]: built from a config and a `VarBuilder`; [`LandmarkModel::forward_t`]
 //!   maps images (B, 1, H, W) f32 to one [`ModelOutput`] type for every family.
-//! * [`checkpoint`]: self-describing safetensors checkpoints (config in the metadata).
+//! * [`ModelLimits`]: upper bounds on a config's sizes (input, channels, FC widths, K, heads,
+//!   parameters, feature maps), checked by [`ModelConfig::validate`] before anything is
+//!   built.
+//! * [`checkpoint`]: self-describing safetensors checkpoints (config in the metadata), read
+//!   and checked from the header before any weight is.
 //! * [`inference`]: load a checkpoint, predict landmarks on images of any size with boxes.
 //!
 //! Conventions (`docs/ARCHITECTURE.md`): points are (x, y), x the column, y the row, in
@@ -16,6 +20,7 @@
 //! ```
 //! use candle_core::{DType, Device, Tensor};
 //! use candle_nn::{VarBuilder, VarMap};
+
 //! use landmark_ssl_models::{preset, LandmarkModel};
 //!
 //! let cfg = preset("seqmt-blocks")?;
@@ -28,6 +33,7 @@
 //! # Ok::<(), landmark_ssl_models::Error>(())
 //! ```
 
+mod atomic;
 pub mod checkpoint;
 pub mod comm_mt;
 pub mod config;
@@ -35,9 +41,12 @@ pub mod error;
 pub mod heatmap_mt;
 pub mod inference;
 pub mod layers;
+pub mod limits;
+mod plan;
 pub mod presets;
 pub mod rcn;
 pub mod seq_mt;
+mod validate;
 
 use std::collections::BTreeMap;
 
@@ -45,7 +54,8 @@ use candle_core::Tensor;
 use candle_nn::{VarBuilder, VarMap};
 
 pub use checkpoint::{
-    load_checkpoint, load_weights, save_checkpoint, CheckpointInfo, CheckpointMeta,
+    load_checkpoint, load_checkpoint_within, load_weights, read_checkpoint_info, save_checkpoint,
+    CheckpointInfo, CheckpointMeta,
 };
 pub use comm_mt::CommMt;
 pub use config::{
@@ -56,6 +66,7 @@ pub use error::{Error, Result};
 pub use heatmap_mt::HeatmapMt;
 pub use inference::{Prediction, Predictor, Region};
 pub use layers::{max_pool2x2, seed_dropout, upsample_nearest2x, Dropout, MlpHead};
+pub use limits::ModelLimits;
 pub use presets::{preset, PRESET_NAMES, SEQMT_MAP_NEGATIVE_SLOPE};
 pub use rcn::Rcn;
 pub use seq_mt::SeqMt;
@@ -90,11 +101,17 @@ pub struct LandmarkModel {
 }
 
 impl LandmarkModel {
-    /// Validates `cfg` and creates (or, from a loaded `VarBuilder`, reads) its weights under
-    /// `vb`. Weight names follow the layer fields (e.g. `convs.0.weight`,
-    /// `heads.config.fc0.bias`).
+    /// Validates `cfg` (within [`ModelLimits::DEFAULT`]) and creates (or, from a loaded
+    /// `VarBuilder`, reads) its weights under `vb`. Weight names follow the layer fields
+    /// (e.g. `convs.0.weight`, `heads.config.fc0.bias`;
+    /// [`ModelConfig::weight_shapes`] lists them).
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
-        cfg.validate()?;
+        Self::new_within(cfg, vb, &ModelLimits::DEFAULT)
+    }
+
+    /// [`Self::new`] with other size limits (for a model larger than the defaults allow).
+    pub fn new_within(cfg: &ModelConfig, vb: VarBuilder, limits: &ModelLimits) -> Result<Self> {
+        cfg.validate_within(limits)?;
         let net = match cfg {
             ModelConfig::SeqMt(c) => Net::SeqMt(SeqMt::new(c, vb)?),
             ModelConfig::CommMt(c) => Net::CommMt(CommMt::new(c, vb)?),
@@ -141,10 +158,8 @@ pub fn param_count(vm: &VarMap) -> usize {
     vm.all_vars().iter().map(|v| v.elem_count()).sum()
 }
 
-/// Number of parameters of a config's model, by building it on the CPU in a fresh `VarMap`.
+/// Number of parameters of a config's model, worked out from the config (nothing is built or
+/// allocated; the config's structure is checked, not [`ModelLimits`]).
 pub fn config_param_count(cfg: &ModelConfig) -> Result<usize> {
-    let vm = VarMap::new();
-    let vb = VarBuilder::from_varmap(&vm, candle_core::DType::F32, &candle_core::Device::Cpu);
-    LandmarkModel::new(cfg, vb)?;
-    Ok(param_count(&vm))
+    Ok(validate::validate(cfg, &ModelLimits::UNBOUNDED)?.params)
 }

@@ -247,6 +247,12 @@ fn inference_maps_back_to_original_pixels() {
     assert!((cx - 9.5).abs() < 1e-9 && (cy - 9.5).abs() < 1e-9);
     let (ex, _) = a.apply(50.0, 40.0);
     assert!((ex + 0.5).abs() < 1e-9);
+    // One image given as a pixel slice predicts the same as through a tensor.
+    let pixels = imgs[1].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let one = p.predict_pixels(&pixels, 50, 60, regions[1]).unwrap();
+    assert_eq!(one, preds[1]);
+    assert!(p.predict_pixels(&pixels, 50, 61, regions[1]).is_err());
+    assert!(p.predict_pixels(&[], 0, 0, Region::Whole).is_err());
     // Errors: count mismatch, bad box, bad image rank.
     assert!(p.predict(&imgs, &regions[..2]).is_err());
     assert!(p
