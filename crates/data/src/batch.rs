@@ -13,6 +13,11 @@ use landmark_ssl_ops::Affine2;
 pub struct Batch {
     /// Images (B, 1, S, S) f32 (normalised crops).
     pub images: Tensor,
+    /// (B,) f32: per image, the value of a pixel outside the original image (black) in
+    /// `images` ([`PreparedSample::pad_value`]); what a warp of `images` fills with.
+    pub pad_values: Tensor,
+    /// Whether `images` are normalised per image (a warped image is normalised again).
+    pub normalized: bool,
     /// Landmarks (B, K, 2) f32, (x, y) in crop pixels (0 where a point is not visible).
     pub landmarks: Tensor,
     /// Training mask (B, K) f32 in {0, 1}: the point is annotated, inside the crop, and the
@@ -83,6 +88,9 @@ impl Batch {
                     expected: k,
                     found: p.landmarks.len(),
                 });
+            }
+            if p.normalized != first.normalized {
+                return Err(bad("normalised and raw crops in one batch".into()));
             }
             images.extend_from_slice(&p.image);
             let hl = if p.has_landmarks { 1.0f32 } else { 0.0 };
@@ -158,6 +166,12 @@ impl Batch {
         }
         Ok(Batch {
             images: Tensor::from_vec(images, (b, 1, s, s), device)?,
+            pad_values: Tensor::from_vec(
+                samples.iter().map(|p| p.pad_value).collect::<Vec<f32>>(),
+                b,
+                device,
+            )?,
+            normalized: first.normalized,
             landmarks: Tensor::from_vec(lm, (b, k, 2), device)?,
             landmark_mask: Tensor::from_vec(mask, (b, k), device)?,
             visible: Tensor::from_vec(vis, (b, k), device)?,

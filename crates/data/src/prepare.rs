@@ -211,6 +211,11 @@ pub struct PreparedSample {
     pub size: usize,
     /// S x S pixels, row-major (normalised when asked).
     pub image: Vec<f32>,
+    /// The value that a pixel outside the original image (black) has in `image`: 0, or
+    /// its normalised value when the crop is normalised. Warps of the crop fill with it.
+    pub pad_value: f32,
+    /// Whether `image` was normalised (per-image zero mean, unit standard deviation).
+    pub normalized: bool,
     /// K landmarks (x, y) in crop pixels (flip-permuted when flipped).
     pub landmarks: Vec<[f32; 2]>,
     /// Per landmark: annotated and inside the crop.
@@ -348,9 +353,13 @@ pub fn prepare(
     if let Some((occ, rng)) = occlusion {
         occlude(&mut pixels, s, occ, rng);
     }
-    if pre.normalize {
-        normalize(&mut pixels);
-    }
+    // Pixels outside the original image are black (0) before normalisation.
+    let pad_value = if pre.normalize {
+        let (mean, scale) = normalize(&mut pixels);
+        (-mean * scale) as f32
+    } else {
+        0.0
+    };
     // Landmarks.
     let lim = s as f32 - 0.5;
     let mut lm: Vec<[f32; 2]> = Vec::with_capacity(k);
@@ -388,6 +397,8 @@ pub fn prepare(
         index,
         size: s,
         image: pixels,
+        pad_value,
+        normalized: pre.normalize,
         landmarks: lm,
         visible: vis,
         has_landmarks: sample.has_landmarks,

@@ -7,7 +7,9 @@
 //! is needed, so the term applies to unlabelled images.
 
 use candle_core::{DType, Tensor};
-use landmark_ssl_ops::{affine_to_tensor, transform_points, warp_images, Affine2};
+use landmark_ssl_ops::{
+    affine_to_tensor, normalize_images, transform_points, warp_images, Affine2,
+};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +22,7 @@ use crate::{check, Error, Result};
 /// +-20 degrees for hands and Multi-PIE, scale and translation +-10%): a range the models
 /// are meant to be robust to, and small enough that most landmarks stay in the image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct EltConfig {
     /// Rotation angle drawn uniformly in `[-max_rotation_deg, max_rotation_deg]` degrees,
     /// about the image centre `((W-1)/2, (H-1)/2)`. Default 20.
@@ -44,6 +46,59 @@ pub struct EltConfig {
     /// the border, where a soft-argmax cannot follow them; a negative one tolerates points
     /// slightly outside).
     pub margin: f64,
+    /// How a term's distance `d = ||T(L_k(I)) - L_k(T(I))||` (pixels) is penalised.
+    /// Default [`EltPenalty::Squared`] (Eq. 2).
+    pub penalty: EltPenalty,
+}
+
+/// The penalty of one ELT term, as a function of its distance `d` in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum EltPenalty {
+    /// `d^2` (squared pixels), the paper's Eq. 2.
+    Squared,
+    /// `d^2` up to `delta` pixels, then `2 delta d - delta^2`: the same value and slope at
+    /// `delta`, and a gradient bounded by `2 delta` beyond it, so that a rare large error
+    /// (a landmark confused with another on a warped image) does not outweigh the rest.
+    Huber {
+        /// The distance (pixels, > 0) where the penalty turns linear.
+        delta: f64,
+    },
+}
+
+impl Default for EltPenalty {
+    fn default() -> Self {
+        Self::Squared
+    }
+}
+
+/// The images ELT warps, with how the data pipeline made them.
+///
+/// A warped image must be the image the pipeline would have made from the warped
+/// original: outside the original frame it is black (filled with `pad_values`, the value
+/// black has in `images`), and when the pipeline normalises each image, the warped image is
+/// normalised again ([`landmark_ssl_ops::normalize_images`]). Without this, a warp of a
+/// normalised image fills with 0, a grey wedge with a slanted edge that no training image
+/// has, and the network is asked to be equivariant to that artefact.
+#[derive(Debug, Clone, Copy)]
+pub struct EltImages<'a> {
+    /// (B, C, H, W) float images, as the model saw them.
+    pub images: &'a Tensor,
+    /// (B,): per image, the value of a pixel outside the original image; `None`: 0.
+    pub pad_values: Option<&'a Tensor>,
+    /// Normalise each warped image (zero mean, unit standard deviation over C, H, W).
+    pub renormalize: bool,
+}
+
+impl<'a> From<&'a Tensor> for EltImages<'a> {
+    /// Images filled with 0 outside the frame, not normalised again.
+    fn from(images: &'a Tensor) -> Self {
+        Self {
+            images,
+            pad_values: None,
+            renormalize: false,
+        }
+    }
 }
 
 impl Default for EltConfig {
@@ -56,6 +111,7 @@ impl Default for EltConfig {
             transforms_per_image: 1,
             detach_target: false,
             margin: 0.0,
+            penalty: EltPenalty::Squared,
         }
     }
 }
@@ -100,6 +156,11 @@ impl EltConfig {
         if !self.margin.is_finite() {
             return Err(bad("margin", self.margin, "must be finite"));
         }
+        if let EltPenalty::Huber { delta } = self.penalty {
+            if !delta.is_finite() || delta <= 0.0 {
+                return Err(bad("penalty.delta", delta, "must be finite and > 0"));
+            }
+        }
         Ok(())
     }
 }
@@ -107,9 +168,13 @@ impl EltConfig {
 /// The result of [`Elt::loss`].
 #[derive(Debug, Clone)]
 pub struct EltOutput {
-    /// The unweighted cost (scalar tensor, squared pixels): the mean over the kept terms of
-    /// `||T(L_k(I)) - L_k(T(I))||^2`; 0 when no term is kept.
+    /// The unweighted cost (scalar tensor): the mean over the kept terms of the penalty of
+    /// `||T(L_k(I)) - L_k(T(I))||` (squared pixels with [`EltPenalty::Squared`]); 0 when
+    /// no term is kept.
     pub loss: Tensor,
+    /// Per (transform, landmark), transform-major (M * K values): the squared distance
+    /// `||T(L_k(I)) - L_k(T(I))||^2` in squared pixels, NaN where the term was dropped.
+    pub sq_distances: Vec<f32>,
     /// The number of kept terms (image, transform, landmark).
     pub n_terms: usize,
     /// The number of terms dropped because T moved the point out of the image.
@@ -169,14 +234,16 @@ impl Elt {
     /// `sample_mask` is 1 (see [`Self::sample_transforms`]), then [`Self::loss_with`].
     ///
     /// * `locate`: the model, mapping images (M, C, H, W) to landmarks (M, K, 2) in pixels.
-    /// * `images`: (B, C, H, W) float, the images `landmarks` were predicted on.
+    /// * `images`: (B, C, H, W) float, the images `landmarks` were predicted on (a
+    ///   `&Tensor`, filled with 0 outside the frame, or an [`EltImages`] that says how the
+    ///   pipeline made them).
     /// * `landmarks`: (B, K, 2) the model's predictions on `images` (with their graph).
     /// * `sample_mask`: (B,) 1 for the images the term applies to: the unlabelled ones
     ///   (the paper's Blocks, HGR1, Multi-PIE) or all (300W); the caller picks.
-    pub fn loss<F, R>(
+    pub fn loss<'a, F, R>(
         &self,
         locate: F,
-        images: &Tensor,
+        images: impl Into<EltImages<'a>>,
         landmarks: &Tensor,
         sample_mask: &Tensor,
         rng: &mut R,
@@ -186,7 +253,8 @@ impl Elt {
         R: Rng + ?Sized,
     {
         const F: &str = "Elt::loss";
-        let dims = check::rank(F, "images", images, 4, "(B, C, H, W) images")?;
+        let images = images.into();
+        let dims = check::rank(F, "images", images.images, 4, "(B, C, H, W) images")?;
         let (b, h, w) = (dims[0], dims[2], dims[3]);
         check::dims(F, "sample_mask", sample_mask, &[b], "(B,) like `images`")?;
         let n_sel = check::mask_to_host(sample_mask)?
@@ -216,10 +284,10 @@ impl Elt {
     ///
     /// The gradient flows into the model's parameters through `locate` (the warped branch)
     /// and through `landmarks` (the target branch), unless `detach_target` is set.
-    pub fn loss_with<F>(
+    pub fn loss_with<'a, F>(
         &self,
         mut locate: F,
-        images: &Tensor,
+        images: impl Into<EltImages<'a>>,
         landmarks: &Tensor,
         sample_mask: &Tensor,
         transforms: &[Affine2],
@@ -229,9 +297,17 @@ impl Elt {
     {
         const F: &str = "Elt::loss";
         self.config.validate()?;
+        let EltImages {
+            images,
+            pad_values,
+            renormalize,
+        } = images.into();
         let dims = check::rank(F, "images", images, 4, "(B, C, H, W) images")?;
         let (b, h, w) = (dims[0], dims[2], dims[3]);
         check::float(F, "images", images)?;
+        if let Some(p) = pad_values {
+            check::dims(F, "pad_values", p, &[b], "(B,) like `images`")?;
+        }
         let (lb, k) = check::points(F, "landmarks", landmarks)?;
         if lb != b {
             return Err(Error::Shape {
@@ -267,6 +343,7 @@ impl Elt {
         if m == 0 {
             return Ok(EltOutput {
                 loss: Tensor::zeros((), dtype, device)?,
+                sq_distances: Vec::new(),
                 n_terms: 0,
                 n_dropped: 0,
                 n_images: 0,
@@ -278,7 +355,23 @@ impl Elt {
         let idx = Tensor::from_vec(idx, m, images.device())?;
         let imgs = images.detach().index_select(&idx, 0)?; // (M, C, H, W)
         let mats = affine_to_tensor(transforms, images.device())?; // (M, 2, 3) f32
-        let warped = warp_images(&imgs, &mats, h, w)?;
+        let warped = match pad_values {
+            // warp(I - p) fills with 0, so warp(I - p) + p fills with p.
+            Some(p) => {
+                let p = p
+                    .detach()
+                    .to_dtype(imgs.dtype())?
+                    .index_select(&idx, 0)?
+                    .reshape((m, 1, 1, 1))?;
+                warp_images(&imgs.broadcast_sub(&p)?, &mats, h, w)?.broadcast_add(&p)?
+            }
+            None => warp_images(&imgs, &mats, h, w)?,
+        };
+        let warped = if renormalize {
+            normalize_images(&warped)?
+        } else {
+            warped
+        };
         let located = locate(&warped)?;
         if located.dims() != [m, k, 2] {
             return Err(Error::Shape {
@@ -315,12 +408,33 @@ impl Elt {
         let zeros = target.zeros_like()?;
         let a = keep.where_cond(&target, &zeros)?;
         let bb = keep.where_cond(&located, &zeros)?;
-        let loss = (a - bb)?
-            .sqr()?
+        let sq = (a - bb)?.sqr()?.sum(2)?; // (M, K), 0 where dropped
+        let penalty = match self.config.penalty {
+            EltPenalty::Squared => sq.clone(),
+            EltPenalty::Huber { delta } => {
+                let d2 = delta * delta;
+                // The linear branch reads max(sq, delta^2), so its square root never sees 0
+                // (where its gradient is infinite) on the terms the quadratic branch keeps.
+                let linear = sq.maximum(d2)?.sqrt()?.affine(2.0 * delta, -d2)?;
+                sq.le(d2)?.where_cond(&sq, &linear)?
+            }
+        };
+        let loss = penalty
             .sum_all()?
             .affine(1.0 / n_terms.max(1) as f64, 0.0)?;
+        let kept = inside.flatten_all()?.to_vec1::<u8>()?;
+        let sq_distances = sq
+            .detach()
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .into_iter()
+            .zip(kept)
+            .map(|(v, k)| if k == 1 { v } else { f32::NAN })
+            .collect();
         Ok(EltOutput {
             loss,
+            sq_distances,
             n_terms,
             n_dropped: m * k - n_terms,
             n_images: selected.len(),

@@ -52,7 +52,7 @@ pub mod objective;
 pub mod weight_decay;
 
 pub use attribute::{cross_entropy_loss, l1_loss};
-pub use elt::{Elt, EltConfig, EltOutput};
+pub use elt::{Elt, EltConfig, EltImages, EltOutput, EltPenalty};
 pub use error::{Error, Result};
 pub use heatmap::{heatmap_cross_entropy, nearest_pixel, HeatmapCeOutput};
 pub use landmark::landmark_loss;

@@ -42,5 +42,5 @@ pub use error::{Error, Result};
 pub use heatmap::{
     hard_argmax_subpixel, hard_argmax_subpixel_with, render_gaussian_heatmaps, SubpixelRefinement,
 };
-pub use normalize::normalize_image;
+pub use normalize::{normalize_image, normalize_images};
 pub use soft_argmax::{soft_argmax, soft_argmax_composite, soft_argmax_detailed, SoftArgmaxOutput};

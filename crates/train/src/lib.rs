@@ -20,6 +20,7 @@ pub mod draw;
 pub mod error;
 mod formats;
 pub mod io;
+pub mod objective;
 pub mod progress;
 pub mod report;
 pub mod trainer;
@@ -31,5 +32,6 @@ pub use config::{
 };
 pub use datasets::{build_splits, Splits};
 pub use error::{Error, Result};
+pub use objective::{step_terms, StepTerms};
 pub use report::{EpochRecord, Evaluation, GradNormStats};
 pub use trainer::{predict, ClassPredictions, Outcome, Predictions, Trainer};

@@ -33,13 +33,14 @@ use serde::{Deserialize, Serialize};
 
 use landmark_ssl_data::{self as data, Batch, BatchLoader, Dataset, LoaderConfig, Preprocess};
 use landmark_ssl_losses as losses;
-use landmark_ssl_models::{self as models, HeadKind, LandmarkKind, LandmarkModel, ModelConfig};
+use landmark_ssl_models::{self as models, HeadKind, LandmarkModel, ModelConfig};
 
 use crate::adam::Adam;
 use crate::checkpoint::{self, TrainState};
-use crate::config::{EltOn, ExperimentConfig};
+use crate::config::ExperimentConfig;
 use crate::datasets::{build_splits, Splits};
 use crate::error::{Error, Result};
+use crate::objective;
 use crate::progress::Progress;
 use crate::report::{self, EpochRecord, Evaluation, GradNormStats};
 
@@ -187,6 +188,12 @@ impl Trainer {
         &self.model
     }
 
+    /// The model's variables (their names: `convs.*` the map network, `heads.*` the
+    /// attribute heads).
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+
     /// The splits (with the label flags of the training split).
     pub fn splits(&self) -> &Splits {
         &self.splits
@@ -326,70 +333,11 @@ impl Trainer {
         ));
         let out = self.model.forward_t(&batch.images, true)?;
         let costs = &self.cfg.costs.active(epoch);
-        let mut terms = losses::Terms::default();
-        if costs.landmark && has_any(&batch.landmark_mask)? {
-            terms.landmark = Some(match self.model.landmark_kind() {
-                LandmarkKind::Softmax => {
-                    let maps = out.maps.as_ref().ok_or_else(|| Error::InvalidSetting {
-                        field: "model".into(),
-                        reason: "a softmax model returned no maps".into(),
-                    })?;
-                    losses::heatmap_cross_entropy(maps, &batch.landmarks, &batch.landmark_mask)?
-                        .loss
-                }
-                LandmarkKind::SoftArgmax => {
-                    losses::landmark_loss(&out.landmarks, &batch.landmarks, &batch.landmark_mask)?
-                }
-            });
-        }
-        if costs.attribute {
-            for head in self.model_cfg.heads() {
-                let Some(pred) = out.attributes.get(&head.name) else {
-                    continue;
-                };
-                match head.kind {
-                    HeadKind::Class { .. } => {
-                        if let Some((labels, mask)) = batch.classes.get(&head.name) {
-                            if has_any(mask)? {
-                                let t = losses::cross_entropy_loss(&head.name, pred, labels, mask)?;
-                                terms.attributes.insert(head.name.clone(), t);
-                            }
-                        }
-                    }
-                    HeadKind::Real { .. } => {
-                        if let Some((values, mask)) = batch.reals.get(&head.name) {
-                            if has_any(mask)? {
-                                let t = losses::l1_loss(&head.name, pred, values, mask)?;
-                                terms.attributes.insert(head.name.clone(), t);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(elt) = self.elt.as_ref().filter(|_| costs.elt) {
-            let mask = match costs.elt_on {
-                EltOn::All => batch.has_landmarks.ones_like()?,
-                EltOn::Unlabelled => (1.0 - &batch.has_landmarks)?,
-            };
-            if has_any(&mask)? {
-                let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(
-                    seed,
-                    PURPOSE_ELT,
-                    epoch as u64,
-                    step as u64,
-                ));
-                let model = &self.model;
-                let locate = |x: &Tensor| -> candle_core::Result<Tensor> {
-                    model
-                        .forward_t(x, true)
-                        .map(|o| o.landmarks)
-                        .map_err(candle_core::Error::wrap)
-                };
-                let e = elt.loss(locate, &batch.images, &out.landmarks, &mask, &mut rng)?;
-                terms.elt = Some(e.loss);
-            }
-        }
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(derive_seed(seed, PURPOSE_ELT, epoch as u64, step as u64));
+        let mut terms =
+            objective::step_terms(&self.model, &out, batch, costs, self.elt.as_ref(), &mut rng)?
+                .terms;
         if costs.gamma > 0.0 {
             let wd = losses::weight_decay_varmap(&self.varmap, Default::default(), &self.device)?;
             terms.weight_decay = Some(wd.loss);
@@ -680,10 +628,6 @@ pub fn predict(
         }
     }
     Ok(p)
-}
-
-fn has_any(mask: &Tensor) -> Result<bool> {
-    Ok(mask.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? > 0.0)
 }
 
 fn vars_of(vm: &VarMap) -> Result<std::collections::HashMap<String, candle_core::Var>> {

@@ -1,0 +1,133 @@
+//! The objective of one training step (Eq. 2 of the paper): from the model's output on a
+//! batch and the costs in force, the unweighted terms that
+//! [`landmark_ssl_losses::ObjectiveWeights::combine`] weighs and sums.
+//!
+//! The [`crate::Trainer`] calls [`step_terms`] for every step; a program with its own loop
+//! calls it to optimise exactly the trainer's objective.
+
+use candle_core::Tensor;
+use rand::Rng;
+
+use landmark_ssl_data::Batch;
+use landmark_ssl_losses as losses;
+use landmark_ssl_models::{HeadKind, LandmarkKind, LandmarkModel, ModelOutput};
+
+use crate::config::{CostConfig, EltOn};
+use crate::error::{Error, Result};
+
+/// The unweighted terms of one step, and what ELT drew and measured.
+#[derive(Debug, Default)]
+pub struct StepTerms {
+    /// The terms for [`landmark_ssl_losses::ObjectiveWeights::combine`].
+    pub terms: losses::Terms,
+    /// ELT's transforms and per-term errors, when ELT ran on this batch.
+    pub elt: Option<losses::EltOutput>,
+}
+
+impl StepTerms {
+    /// Whether no term applies to the batch (e.g. A alone and no attribute label in it).
+    pub fn is_empty(&self) -> bool {
+        let t = &self.terms;
+        t.landmark.is_none()
+            && t.attributes.is_empty()
+            && t.elt.is_none()
+            && t.weight_decay.is_none()
+    }
+}
+
+/// The terms of Eq. 2 for `batch`, whose model output (training mode) is `out`.
+///
+/// * `costs`: the costs in force this step (`CostConfig::active(epoch)`): L on the
+///   landmark-labelled points (the squared error for soft-argmax models, the per-pixel
+///   cross-entropy of the maps for heat-map models), A on every head with labels in the
+///   batch, ELT (`elt`, which must be `Some` when `costs.elt`) on the images `costs.elt_on`
+///   selects. Weight decay is left to the caller (it reads the variables, not the batch).
+/// * `rng`: draws ELT's transforms.
+///
+/// ELT warps the batch's images as the pipeline would have warped the original image: it
+/// fills outside the frame with the batch's [`Batch::pad_values`] and normalises the warped
+/// images again when the batch's images were normalised (see [`losses::EltImages`]).
+pub fn step_terms<R: Rng + ?Sized>(
+    model: &LandmarkModel,
+    out: &ModelOutput,
+    batch: &Batch,
+    costs: &CostConfig,
+    elt: Option<&losses::Elt>,
+    rng: &mut R,
+) -> Result<StepTerms> {
+    let mut st = StepTerms::default();
+    if costs.landmark && has_any(&batch.landmark_mask)? {
+        st.terms.landmark = Some(match model.landmark_kind() {
+            LandmarkKind::Softmax => {
+                let maps = out.maps.as_ref().ok_or_else(|| Error::InvalidSetting {
+                    field: "model".into(),
+                    reason: "a softmax model returned no maps".into(),
+                })?;
+                losses::heatmap_cross_entropy(maps, &batch.landmarks, &batch.landmark_mask)?.loss
+            }
+            LandmarkKind::SoftArgmax => {
+                losses::landmark_loss(&out.landmarks, &batch.landmarks, &batch.landmark_mask)?
+            }
+        });
+    }
+    if costs.attribute {
+        for head in model.config().heads() {
+            let Some(pred) = out.attributes.get(&head.name) else {
+                continue;
+            };
+            let term = match head.kind {
+                HeadKind::Class { .. } => match batch.classes.get(&head.name) {
+                    Some((labels, mask)) if has_any(mask)? => {
+                        Some(losses::cross_entropy_loss(&head.name, pred, labels, mask)?)
+                    }
+                    _ => None,
+                },
+                HeadKind::Real { .. } => match batch.reals.get(&head.name) {
+                    Some((values, mask)) if has_any(mask)? => {
+                        Some(losses::l1_loss(&head.name, pred, values, mask)?)
+                    }
+                    _ => None,
+                },
+            };
+            if let Some(t) = term {
+                st.terms.attributes.insert(head.name.clone(), t);
+            }
+        }
+    }
+    if costs.elt {
+        let elt = elt.ok_or_else(|| Error::InvalidSetting {
+            field: "costs.elt".into(),
+            reason: "the ELT cost is on but no ELT settings were given".into(),
+        })?;
+        let mask = match costs.elt_on {
+            EltOn::All => batch.has_landmarks.ones_like()?,
+            EltOn::Unlabelled => (1.0 - &batch.has_landmarks)?,
+        };
+        if has_any(&mask)? {
+            let locate = |x: &Tensor| -> candle_core::Result<Tensor> {
+                model
+                    .forward_t(x, true)
+                    .map(|o| o.landmarks)
+                    .map_err(candle_core::Error::wrap)
+            };
+            let images = losses::EltImages {
+                images: &batch.images,
+                pad_values: Some(&batch.pad_values),
+                renormalize: batch.normalized,
+            };
+            let e = elt.loss(locate, images, &out.landmarks, &mask, rng)?;
+            st.terms.elt = Some(e.loss.clone());
+            st.elt = Some(e);
+        }
+    }
+    Ok(st)
+}
+
+/// Whether a (B,) or (B, K) 0/1 mask has any 1.
+pub(crate) fn has_any(mask: &Tensor) -> Result<bool> {
+    Ok(mask
+        .to_dtype(candle_core::DType::F32)?
+        .sum_all()?
+        .to_scalar::<f32>()?
+        > 0.0)
+}
