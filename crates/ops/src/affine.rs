@@ -12,6 +12,7 @@
 //! So "warp the image by A, then locate the landmark" equals "locate it, then transform
 //! the point by A". Crops and resizes are affine matrices too ([`Affine2::crop_resize`]).
 
+use crate::check;
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
@@ -290,17 +291,7 @@ fn check_mats(op: &'static str, mats: &Tensor) -> Result<usize> {
             })
         }
     };
-    if !matches!(
-        mats.dtype(),
-        DType::F32 | DType::F64 | DType::F16 | DType::BF16
-    ) {
-        return Err(Error::DType {
-            op,
-            arg: "mats",
-            expected: "a float type",
-            got: mats.dtype(),
-        });
-    }
+    check::float(op, "mats", mats)?;
     Ok(b)
 }
 
@@ -322,33 +313,10 @@ fn check_mats(op: &'static str, mats: &Tensor) -> Result<usize> {
 /// ```
 pub fn transform_points(points: &Tensor, mats: &Tensor) -> Result<Tensor> {
     const OP: &str = "transform_points";
-    let dims = points.dims();
-    if dims.len() != 3 || dims[2] != 2 {
-        return Err(Error::Shape {
-            op: OP,
-            arg: "points",
-            expected: "(B, K, 2)".into(),
-            got: dims.to_vec(),
-        });
-    }
-    if !matches!(points.dtype(), DType::F32 | DType::F64) {
-        return Err(Error::DType {
-            op: OP,
-            arg: "points",
-            expected: "f32 or f64",
-            got: points.dtype(),
-        });
-    }
+    let (b, _) = check::points(OP, "points", points)?;
+    check::f32_or_f64(OP, "points", points)?;
     let mb = check_mats(OP, mats)?;
-    let b = dims[0];
-    if mb != b && mb != 1 {
-        return Err(Error::Shape {
-            op: OP,
-            arg: "mats",
-            expected: format!("(B, 2, 3) with B = {b} (the batch of `points`) or 1"),
-            got: mats.dims().to_vec(),
-        });
-    }
+    check::batch_of(OP, mats, mb, b, "points")?;
     if !points.device().same_device(mats.device()) {
         return Err(Error::InvalidArgument {
             op: OP,
@@ -485,46 +453,12 @@ pub fn warp_image_slice(
 /// ```
 pub fn warp_images(images: &Tensor, mats: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor> {
     const OP: &str = "warp_images";
-    let dims = images.dims();
-    if dims.len() != 4 {
-        return Err(Error::Shape {
-            op: OP,
-            arg: "images",
-            expected: "rank 4 (B, C, H, W)".into(),
-            got: dims.to_vec(),
-        });
-    }
-    if !matches!(
-        images.dtype(),
-        DType::F32 | DType::F64 | DType::F16 | DType::BF16
-    ) {
-        return Err(Error::DType {
-            op: OP,
-            arg: "images",
-            expected: "a float type",
-            got: images.dtype(),
-        });
-    }
-    for (arg, v) in [("out_h", out_h), ("out_w", out_w)] {
-        if v == 0 {
-            return Err(Error::InvalidArgument {
-                op: OP,
-                arg,
-                value: "0".into(),
-                reason: "must be > 0",
-            });
-        }
-    }
-    let (b, c, h, w) = (dims[0], dims[1], dims[2], dims[3]);
+    let (b, c, h, w) = check::rank4(OP, "images", images, "(B, C, H, W)")?;
+    check::float(OP, "images", images)?;
+    check::nonzero(OP, "out_h", out_h)?;
+    check::nonzero(OP, "out_w", out_w)?;
     let mb = check_mats(OP, mats)?;
-    if mb != b && mb != 1 {
-        return Err(Error::Shape {
-            op: OP,
-            arg: "mats",
-            expected: format!("(B, 2, 3) with B = {b} (the batch of `images`) or 1"),
-            got: mats.dims().to_vec(),
-        });
-    }
+    check::batch_of(OP, mats, mb, b, "images")?;
     let affs = affine_from_tensor(mats)?;
     let mut invs = Vec::with_capacity(affs.len());
     for (i, a) in affs.iter().enumerate() {

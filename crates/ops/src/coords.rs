@@ -16,8 +16,9 @@
 //! Each conversion exists for tensors `(..., 2)` (any rank >= 1, f32 or f64, any device,
 //! differentiable) and for plain `[f64; 2]`.
 
+use crate::check;
 use crate::error::{Error, Result};
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 
 /// A coordinate convention for points (x, y) in a map of size (H, W). See the module doc.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,14 +34,7 @@ pub enum CoordConvention {
 impl CoordConvention {
     /// `(scale, offset)` with `u = scale * pixel + offset` along an axis of `n` pixels.
     fn pixel_to_self(self, n: usize, arg: &'static str, op: &'static str) -> Result<(f64, f64)> {
-        if n == 0 {
-            return Err(Error::InvalidArgument {
-                op,
-                arg,
-                value: "0".into(),
-                reason: "the map size must be > 0",
-            });
-        }
+        check::nonzero(op, arg, n)?;
         let n = n as f64;
         match self {
             CoordConvention::Pixel => Ok((1.0, 0.0)),
@@ -134,14 +128,7 @@ pub fn convert_points(
             got: dims.to_vec(),
         });
     }
-    if !matches!(points.dtype(), DType::F32 | DType::F64) {
-        return Err(Error::DType {
-            op: OP,
-            arg: "points",
-            expected: "f32 or f64",
-            got: points.dtype(),
-        });
-    }
+    check::f32_or_f64(OP, "points", points)?;
     let [(ax, bx), (ay, by)] = axis_maps(OP, from, to, height, width)?;
     let dev = points.device();
     let scale = Tensor::new(&[ax, ay], dev)?.to_dtype(points.dtype())?;

@@ -3,7 +3,8 @@
 //! Same convention as everywhere: points (x, y) in pixels, x the column, y the row,
 //! pixel centres at integers.
 
-use crate::error::{Error, Result};
+use crate::check;
+use crate::error::Result;
 use candle_core::{DType, Device, Tensor, D};
 
 /// Renders one Gaussian per landmark: points (B, K, 2) -> maps (B, K, height, width).
@@ -38,42 +39,11 @@ pub fn render_gaussian_heatmaps(
     normalize: bool,
 ) -> Result<Tensor> {
     const OP: &str = "render_gaussian_heatmaps";
-    let dims = points.dims();
-    if dims.len() != 3 || dims[2] != 2 {
-        return Err(Error::Shape {
-            op: OP,
-            arg: "points",
-            expected: "(B, K, 2)".into(),
-            got: dims.to_vec(),
-        });
-    }
-    if !matches!(points.dtype(), DType::F32 | DType::F64) {
-        return Err(Error::DType {
-            op: OP,
-            arg: "points",
-            expected: "f32 or f64",
-            got: points.dtype(),
-        });
-    }
-    for (arg, v) in [("height", height), ("width", width)] {
-        if v == 0 {
-            return Err(Error::InvalidArgument {
-                op: OP,
-                arg,
-                value: "0".into(),
-                reason: "must be > 0",
-            });
-        }
-    }
-    if !sigma.is_finite() || sigma <= 0.0 {
-        return Err(Error::InvalidArgument {
-            op: OP,
-            arg: "sigma",
-            value: format!("{sigma}"),
-            reason: "must be finite and > 0 (pixels)",
-        });
-    }
-    let (b, k, _) = points.dims3()?;
+    let (b, k) = check::points(OP, "points", points)?;
+    check::f32_or_f64(OP, "points", points)?;
+    check::nonzero(OP, "height", height)?;
+    check::nonzero(OP, "width", width)?;
+    check::finite_positive(OP, "sigma", sigma, "must be finite and > 0 (pixels)")?;
     let dt = points.dtype();
     let dev = points.device();
     let grid = |n: usize| -> Result<Tensor> {
@@ -159,7 +129,7 @@ pub fn hard_argmax_subpixel(maps: &Tensor) -> Result<Tensor> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn hard_argmax_subpixel_with(maps: &Tensor, refinement: SubpixelRefinement) -> Result<Tensor> {
-    let (b, k, h, w) = crate::soft_argmax::check_maps("hard_argmax_subpixel", maps, None)?;
+    let (b, k, h, w) = check::maps("hard_argmax_subpixel", maps, None)?;
     let v: Vec<f64> = maps
         .to_device(&Device::Cpu)?
         .to_dtype(DType::F64)?

@@ -25,6 +25,7 @@
 pub mod affine;
 mod buffer;
 mod cache;
+mod check;
 pub mod conv;
 pub mod coords;
 mod denormal;

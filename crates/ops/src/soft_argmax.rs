@@ -39,57 +39,10 @@ mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
 
+use crate::check;
 use crate::error::{Error, Result};
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Shape, Tensor, D};
-
-/// Checks `maps` (B, K, H, W) f32/f64 with K, H, W > 0 and `beta` finite and > 0.
-pub(crate) fn check_maps(
-    op: &'static str,
-    maps: &Tensor,
-    beta: Option<f64>,
-) -> Result<(usize, usize, usize, usize)> {
-    let dims = maps.dims();
-    if dims.len() != 4 {
-        return Err(Error::Shape {
-            op,
-            arg: "maps",
-            expected: "rank 4 (B, K, H, W)".into(),
-            got: dims.to_vec(),
-        });
-    }
-    let (b, k, h, w) = (dims[0], dims[1], dims[2], dims[3]);
-    if k == 0 || h == 0 || w == 0 {
-        return Err(Error::Shape {
-            op,
-            arg: "maps",
-            expected: "(B, K, H, W) with K, H and W > 0".into(),
-            got: dims.to_vec(),
-        });
-    }
-    match maps.dtype() {
-        DType::F32 | DType::F64 => {}
-        got => {
-            return Err(Error::DType {
-                op,
-                arg: "maps",
-                expected: "f32 or f64",
-                got,
-            })
-        }
-    }
-    if let Some(beta) = beta {
-        if !beta.is_finite() || beta <= 0.0 {
-            return Err(Error::InvalidArgument {
-                op,
-                arg: "beta",
-                value: format!("{beta}"),
-                reason: "must be finite and > 0",
-            });
-        }
-    }
-    Ok((b, k, h, w))
-}
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, Tensor, D};
 
 /// The fused forward as a candle custom op: (B, K, H, W) -> (B, K, 4) holding
 /// `[x, y, max, ln S]` per map; the backward is [`SoftArgmaxBwdOp`].
@@ -287,7 +240,7 @@ pub fn cpu_kernel() -> &'static str {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn soft_argmax(maps: &Tensor, beta: f64) -> Result<Tensor> {
-    check_maps("soft_argmax", maps, Some(beta))?;
+    check::maps("soft_argmax", maps, Some(beta))?;
     if !has_fused_kernel(maps.device()) {
         return composite(maps, beta);
     }
@@ -313,7 +266,7 @@ pub fn soft_argmax(maps: &Tensor, beta: f64) -> Result<Tensor> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn soft_argmax_composite(maps: &Tensor, beta: f64) -> Result<Tensor> {
-    check_maps("soft_argmax_composite", maps, Some(beta))?;
+    check::maps("soft_argmax_composite", maps, Some(beta))?;
     composite(maps, beta)
 }
 
@@ -377,7 +330,7 @@ pub struct SoftArgmaxOutput {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn soft_argmax_detailed(maps: &Tensor, beta: f64) -> Result<SoftArgmaxOutput> {
-    let (b, k, h, w) = check_maps("soft_argmax_detailed", maps, Some(beta))?;
+    let (b, k, h, w) = check::maps("soft_argmax_detailed", maps, Some(beta))?;
     let points = soft_argmax(maps, beta)?;
     let probabilities = probabilities(maps, beta)?;
     let confidence = probabilities.reshape((b, k, h * w))?.max(D::Minus1)?;

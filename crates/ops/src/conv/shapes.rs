@@ -4,6 +4,7 @@
 use candle_core::Tensor;
 
 use super::{Conv2dConfig, Geom};
+use crate::check;
 use crate::error::{Error, Result};
 
 const OP: &str = "conv2d";
@@ -30,12 +31,7 @@ pub(super) fn check_shapes(
     cfg: Conv2dConfig,
 ) -> Result<Geom> {
     check_stride(cfg)?;
-    let (_, ci, h, wd) = x.dims4().map_err(|_| Error::Shape {
-        op: OP,
-        arg: "x",
-        expected: "(B, I, H, W)".into(),
-        got: x.dims().to_vec(),
-    })?;
+    let (_, ci, h, wd) = check::rank4(OP, "x", x, "(B, I, H, W)")?;
     let (co, kh, kw) = match w.dims() {
         &[o, i, kh, kw] if i == ci && kh > 0 && kw > 0 => (o, kh, kw),
         _ => {
