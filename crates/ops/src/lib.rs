@@ -22,6 +22,8 @@
 //! point transforms are candle ops and run on any device; image warps and hard argmax
 //! copy to the CPU and back.
 
+#![warn(missing_docs)]
+
 pub mod affine;
 mod buffer;
 mod cache;

@@ -176,8 +176,8 @@ fn bands_per_image(batch: usize, units: usize) -> usize {
     }
 }
 
-/// Runs the forward micro-kernel: out[c * TP + j] (+)= sum_kk wk[kk * TC + c] *
-/// xp[offs[kk] + j].
+/// Runs the forward micro-kernel:
+/// `out[c * TP + j] (+)= sum_kk wk[kk * TC + c] * xp[offs[kk] + j]`.
 ///
 /// # Safety
 /// The ISA must be available; `xp + offs[kk] + 0..TP` and `wk + 0..TC * offs.len()` readable,
@@ -442,7 +442,7 @@ pub(super) fn backward_weight(
     (dw, db)
 }
 
-/// 8 channels x 48 pixels: out[c * 48 + j] (+)= sum_kk wk[kk * 8 + c] * xp[offs[kk] + j].
+/// 8 channels x 48 pixels: `out[c * 48 + j] (+)= sum_kk wk[kk * 8 + c] * xp[offs[kk] + j]`.
 ///
 /// # Safety
 /// AVX-512F must be available; every `xp + offs[kk] + 0..48` (kk < k) and `wk + 0..8 k`
@@ -759,7 +759,7 @@ unsafe fn kernel_wgrad512(
     );
 }
 
-/// acc[r] += sum of the 16 floats of part[16 r..], r < 24.
+/// `acc[r] += sum of the 16 floats of part[16 r..]`, r < 24.
 ///
 /// # Safety
 /// AVX2 must be available; `part + 0..384` readable, `acc + 0..24` readable and writable.
@@ -818,7 +818,7 @@ unsafe fn kernel_wgrad512(
     unreachable!("direct kernels are only dispatched on x86-64")
 }
 
-/// 4 channels x 24 pixels: out[c * 24 + j] (+)= sum_kk wk[kk * 4 + c] * xp[offs[kk] + j].
+/// 4 channels x 24 pixels: `out[c * 24 + j] (+)= sum_kk wk[kk * 4 + c] * xp[offs[kk] + j]`.
 ///
 /// # Safety
 /// AVX2 and FMA must be available; every `xp + offs[kk] + 0..24` and `wk + 0..4 * offs.len()`

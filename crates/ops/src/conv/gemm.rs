@@ -1,12 +1,12 @@
 //! The GEMM path: convolution as GEMMs through the `gemm` crate, for f64 and for f32 where
 //! the direct kernels do not run (`LANDMARK_SSL_CONV_KERNEL=gemm`, a CPU without AVX2).
 //!
-//! With the padded input in channels-last order xcl[q][i] (q = row * wp + col, see
-//! [`Geom`]), the input patch of output p at kernel offset (dy, dx) is xcl[p + dy * wp + dx][.],
-//! so for a fixed dy the whole (dx, i) patch row is contiguous: the im2col matrix is a
+//! With the padded input in channels-last order `xcl[q][i]` (q = row * wp + col, see
+//! [`Geom`]), the input patch of output p at kernel offset (dy, dx) is
+//! `xcl[p + dy * wp + dx][.]`, so for a fixed dy the whole (dx, i) patch row is contiguous: the im2col matrix is a
 //! strided view of xcl with row stride I (rows overlap), no copy. When kw * I is small (few
 //! channels), `r = kh` kernel rows are merged into one GEMM by replicating xcl kh times
-//! (e[q][rr][i] = xcl[q + rr * wp][i], the rows of the patch matrix then have stride
+//! (`e[q][rr][i] = xcl[q + rr * wp][i]`, the rows of the patch matrix then have stride
 //! kh * I), otherwise `r = 1` and kh GEMMs accumulate. Work is split into (image, band of
 //! output rows) tasks spread over rayon, each GEMM single-threaded.
 
