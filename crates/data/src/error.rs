@@ -122,12 +122,64 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A file declares more than the data crate accepts (see [`Limits`](crate::Limits)).
+    #[error(
+        "{path}:{line}: {what} is {value}, above the limit of {limit} (`Limits::{setting}`; \
+         raise it where the data really needs it)"
+    )]
+    Limit {
+        /// The file (annotation, list or image).
+        path: PathBuf,
+        /// 1-based line number (0 when the limit concerns the whole file).
+        line: usize,
+        /// What was counted or measured.
+        what: String,
+        /// The value the file declares.
+        value: u64,
+        /// The limit.
+        limit: u64,
+        /// The [`Limits`](crate::Limits) field that sets the limit.
+        setting: &'static str,
+    },
+    /// An image file is truncated or structurally broken (detected before decoding, so a
+    /// partial image is never used as if it were whole).
+    #[error("image {path} is truncated or corrupt: {reason}")]
+    CorruptImage {
+        /// The image file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Every entry of a data set was bad (and skipped): the entries' own errors.
+    #[error("{}", nothing_loaded(what, skipped))]
+    NothingLoaded {
+        /// The data set (directory or list file).
+        what: String,
+        /// Each bad entry and its error, in reading order.
+        skipped: Vec<crate::formats::Skipped>,
+    },
     /// The background batch producer stopped unexpectedly.
     #[error("batch producer failed: {0}")]
     Producer(String),
     /// A candle error while building tensors.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+}
+
+/// The message of [`Error::NothingLoaded`]: the first errors, one a line.
+fn nothing_loaded(what: &str, skipped: &[crate::formats::Skipped]) -> String {
+    const SHOWN: usize = 20;
+    let mut m = format!(
+        "no sample of {what} could be loaded: all {} entries are bad:",
+        skipped.len()
+    );
+    for s in skipped.iter().take(SHOWN) {
+        m.push_str(&format!("\n  {}", s.error));
+    }
+    if skipped.len() > SHOWN {
+        m.push_str(&format!("\n  ... and {} more", skipped.len() - SHOWN));
+    }
+    m
 }
 
 /// Result alias of the data crate.

@@ -11,6 +11,11 @@
 //! crops, resizes, normalises and jitters samples ([`prepare()`]) on a background thread and
 //! yields [`Batch`]es of candle tensors.
 //!
+//! Inputs are untrusted: the readers and the image loader check what a file declares
+//! (image size, point and class counts, entries, file size) against one set of [`Limits`]
+//! before allocating for it, reject truncated images, and answer with typed errors that
+//! name the file and line.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use landmark_ssl_data::{blocks, semi_supervised, BatchLoader, LoaderConfig, Preprocess};
@@ -32,7 +37,9 @@ pub mod batch;
 pub mod blocks;
 pub mod error;
 pub mod formats;
+pub mod image_file;
 pub mod layout;
+pub mod limits;
 pub mod loader;
 pub mod prepare;
 mod render;
@@ -46,6 +53,7 @@ pub use error::{Error, Result};
 pub use formats::{LoadOptions, LoadReport, Skipped};
 pub use landmark_ssl_ops::Affine2;
 pub use layout::Layout;
+pub use limits::Limits;
 pub use loader::{BatchLoader, EpochIter, LoaderConfig};
 pub use prepare::{prepare, Augment, CropMode, Jitter, Occlusion, PreparedSample, Preprocess};
 pub use sample::{Dataset, DatasetMeta, GreyImage, ImageSource, Sample};

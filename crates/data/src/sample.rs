@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::image_file;
 use crate::layout::Layout;
+use crate::limits::Limits;
 use crate::prepare::{crop_box, warp_crop, CropMode};
 use landmark_ssl_ops::Affine2;
 use rayon::prelude::*;
@@ -46,31 +48,19 @@ impl GreyImage {
     }
 
     /// Reads an image file through the `image` crate and converts it to grey (luma,
-    /// ITU-R BT.601 weights as the `image` crate computes them).
+    /// as the `image` crate's `to_luma8` computes it), within the default [`Limits`]: see
+    /// [`GreyImage::open_with_limits`].
     pub fn open(path: &Path) -> Result<Self> {
-        let img = image::ImageReader::open(path)
-            .map_err(|source| Error::Io {
-                path: path.to_path_buf(),
-                source,
-            })?
-            .with_guessed_format()
-            .map_err(|source| Error::Io {
-                path: path.to_path_buf(),
-                source,
-            })?
-            .decode()
-            .map_err(|source| Error::Image {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        let g = img.to_luma8();
-        let (w, h) = (g.width() as usize, g.height() as usize);
-        GreyImage::new(w, h, g.into_raw()).map_err(|_| Error::Image {
-            path: path.to_path_buf(),
-            source: image::ImageError::Limits(image::error::LimitError::from_kind(
-                image::error::LimitErrorKind::DimensionError,
-            )),
-        })
+        Self::open_with_limits(path, &Limits::default())
+    }
+
+    /// Reads an image file and converts it to grey, after checking its size against
+    /// `limits` and that the file is complete ([`image_file::decode_file`]).
+    ///
+    /// Errors: [`Error::Io`], [`Error::Image`] (unknown format, decoding failed),
+    /// [`Error::Limit`] (too large), [`Error::CorruptImage`] (truncated).
+    pub fn open_with_limits(path: &Path, limits: &Limits) -> Result<Self> {
+        image_file::decode_file(path, limits)
     }
 }
 
@@ -86,7 +76,8 @@ pub enum ImageSource {
 }
 
 impl ImageSource {
-    /// Decodes (or clones) the image.
+    /// Decodes (or clones) the image, within the default [`Limits`] (see
+    /// [`Sample::load_image`] for an image a reader approved with other limits).
     pub fn load(&self) -> Result<GreyImage> {
         match self {
             ImageSource::File(p) => GreyImage::open(p),
@@ -160,6 +151,18 @@ impl Sample {
             subject: None,
             path: None,
             cache_transform: None,
+        }
+    }
+
+    /// Decodes (or clones) the image. A file image whose size a reader checked at load
+    /// time (`image_size`, possibly with raised [`Limits`]) is admitted at that size;
+    /// otherwise the default limits apply.
+    pub fn load_image(&self) -> Result<GreyImage> {
+        match &self.image {
+            ImageSource::File(p) => {
+                GreyImage::open_with_limits(p, &Limits::default().admitting(self.image_size))
+            }
+            ImageSource::Memory(g) => Ok(g.clone()),
         }
     }
 
@@ -348,7 +351,7 @@ impl Dataset {
             let ImageSource::File(_) = &s.image else {
                 return Ok(());
             };
-            let img = s.image.load()?;
+            let img = s.load_image()?;
             let (c, side) = crop_box(s, img.width, img.height, crop);
             let k = (crop_pixels as f64 / side.max(1e-6)).min(1.0);
             let n = ((side * margin * k).ceil() as usize).max(1);

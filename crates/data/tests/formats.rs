@@ -107,6 +107,7 @@ fn pts_directory_skips_and_reports() {
     let opts = LoadOptions {
         skip_bad: true,
         check_images: true,
+        ..LoadOptions::default()
     };
     let (ds, rep) = pts::load_dir(d, &opts).unwrap();
     assert_eq!(ds.len(), 1);
@@ -155,6 +156,7 @@ fn mtfl_lines_and_attributes() {
         &LoadOptions {
             skip_bad: true,
             check_images: true,
+            ..LoadOptions::default()
         },
     )
     .unwrap();
@@ -202,6 +204,7 @@ fn aflw_sqlite() {
     let opts = LoadOptions {
         skip_bad: true,
         check_images: true,
+        ..LoadOptions::default()
     };
     let (d, rep) = aflw::load(&db, &opts, &Default::default()).unwrap();
     assert_eq!((d.len(), rep.skipped.len()), (1, 1));
@@ -306,6 +309,7 @@ fn generic_bad_input() {
         &LoadOptions {
             skip_bad: true,
             check_images: true,
+            ..LoadOptions::default()
         },
         &GenericOptions::default(),
     )
@@ -390,7 +394,7 @@ proptest! {
     }
 
     #[test]
-    fn pts_round_trip(points in prop::collection::vec((-1e4f32..1e4, -1e4f32..1e4), 0..80)) {
+    fn pts_round_trip(points in prop::collection::vec((-1e4f32..1e4, -1e4f32..1e4), 1..80)) {
         let pts: Vec<[f32; 2]> = points.iter().map(|&(x, y)| [x, y]).collect();
         let back = pts::parse_pts(&pts::write_pts(&pts), Path::new("p.pts")).unwrap();
         prop_assert_eq!(back.len(), pts.len());
@@ -424,7 +428,7 @@ proptest! {
         let dir = tmp.path();
         let f = dir.join("x.json");
         std::fs::write(&f, &s).unwrap();
-        let opts = LoadOptions { skip_bad: true, check_images: false };
+        let opts = LoadOptions { skip_bad: true, check_images: false, ..LoadOptions::default() };
         let _ = load_json(&f, &opts, &GenericOptions::default());
         let f = dir.join("x.csv");
         std::fs::write(&f, &csv_like).unwrap();
@@ -438,7 +442,7 @@ proptest! {
         let cells: Vec<String> = points.iter().map(|(x, y)| format!("{x} {y}")).collect();
         let f = dir.path().join("l.csv");
         std::fs::write(&f, format!("image,points,class:c\nim.png,{},{cls}\n", cells.join(" "))).unwrap();
-        let (d, _) = load_csv(&f, &LoadOptions { skip_bad: false, check_images: false }, &GenericOptions::default()).unwrap();
+        let (d, _) = load_csv(&f, &LoadOptions { skip_bad: false, check_images: false, ..LoadOptions::default() }, &GenericOptions::default()).unwrap();
         let got: Vec<(f32, f32)> = d.samples[0].landmarks.iter().map(|p| (p[0], p[1])).collect();
         prop_assert_eq!(got, points);
         prop_assert_eq!(d.samples[0].classes["c"], cls);
@@ -481,7 +485,7 @@ proptest! {
     ) {
         let dir = tempfile::tempdir().unwrap();
         let db = aflw_db(dir.path(), &rows);
-        let opts = LoadOptions { skip_bad: false, check_images: false };
+        let opts = LoadOptions { skip_bad: false, check_images: false, ..LoadOptions::default() };
         let r = aflw::load(&db, &opts, &Default::default());
         let valid = rows.iter().all(|(id, x, y)| (1..=21).contains(id) && x.is_some() && y.is_some());
         prop_assert_eq!(r.is_ok(), valid, "{:?}", r.as_ref().err().map(|e| e.to_string()));

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
-use crate::formats::{image_size, LoadOptions, LoadReport};
+use crate::formats::{check_point, image_size, LoadOptions, LoadReport};
 use crate::layout::{Layout, AFLW19_FROM_21};
 use crate::sample::{Dataset, DatasetMeta, ImageSource, Sample};
 
@@ -38,7 +38,8 @@ pub struct AflwOptions {
 ///
 /// Errors: the database cannot be opened or queried ([`Error::Sqlite`]); per face (or
 /// skipped with `opts.skip_bad`): a non-finite coordinate, a feature id outside 1..=21, a
-/// missing or unreadable image; no faces.
+/// missing, unreadable, oversized or truncated image; more faces than
+/// `opts.limits.max_samples`; no faces ([`Error::NothingLoaded`] when every face was bad).
 pub fn load(db: &Path, opts: &LoadOptions, aopts: &AflwOptions) -> Result<(Dataset, LoadReport)> {
     let sql = |source| Error::Sqlite {
         path: db.to_path_buf(),
@@ -139,6 +140,7 @@ pub fn load(db: &Path, opts: &LoadOptions, aopts: &AflwOptions) -> Result<(Datas
         .map_err(sql)?
         .collect::<std::result::Result<_, _>>()
         .map_err(sql)?;
+    opts.limits.check_samples(db, faces.len() as u64)?;
     let mut report = LoadReport::default();
     let mut samples = Vec::new();
     let mut sizes: HashMap<PathBuf, (usize, usize)> = HashMap::new();
@@ -156,16 +158,7 @@ pub fn load(db: &Path, opts: &LoadOptions, aopts: &AflwOptions) -> Result<(Datas
                         format!("feature_id {id} is not in 1..=21"),
                     ));
                 }
-                if !(x.is_finite() && y.is_finite()) {
-                    return Err(Error::NonFinite {
-                        path: what(face),
-                        line: 0,
-                        index: (id - 1) as usize,
-                        x,
-                        y,
-                    });
-                }
-                pts[(id - 1) as usize] = [x as f32, y as f32];
+                pts[(id - 1) as usize] = check_point(x, y, &what(face), 0, (id - 1) as usize)?;
                 vis[(id - 1) as usize] = true;
             }
             if aopts.require_landmarks && !vis.iter().any(|&v| v) {
@@ -183,7 +176,7 @@ pub fn load(db: &Path, opts: &LoadOptions, aopts: &AflwOptions) -> Result<(Datas
                 match sizes.get(&img) {
                     Some(&s) => Some(s),
                     None => {
-                        let s = image_size(&img, &what(face), 0)?;
+                        let s = image_size(&img, &what(face), 0, &opts.limits)?;
                         sizes.insert(img.clone(), s);
                         Some(s)
                     }
@@ -229,5 +222,6 @@ pub fn load(db: &Path, opts: &LoadOptions, aopts: &AflwOptions) -> Result<(Datas
         classes: BTreeMap::new(),
         reals: BTreeMap::from([("pose".to_string(), 3)]),
     };
-    Ok((Dataset::new(samples, meta)?, report))
+    let d = report.dataset(samples, meta)?;
+    Ok((d, report))
 }

@@ -19,7 +19,8 @@
 //!
 //! # JSON
 //! Either a list of entries or `{"samples": [entries], "classes": {"NAME": count},
-//! "flip": [permutation]}` (class counts default to max label + 1; `flip` is the layout's
+//! "flip": [permutation]}` (class counts default to max label + 1; a declared count is a
+//! promise: a label at or above it is an error naming the entry; `flip` is the layout's
 //! horizontal-flip permutation). An entry:
 //! ```json
 //! {"image": "a.png", "points": [[10.5, 20.0], [30, 40]], "visible": [true, false],
@@ -27,8 +28,14 @@
 //!  "reals": {"pose": [0.1, -0.2, 0.0]}}
 //! ```
 //! Only `image` and `points` are required; unknown keys are errors. Syntax errors name the
-//! line; errors in an entry name the entry's 0-based index in the message (JSON values
-//! carry no line numbers; a point-count error gives the 1-based entry number as `line`).
+//! line; errors in an entry name the line on which the entry starts and, in the message, its
+//! 0-based index.
+//!
+//! # Counts
+//! The landmark count K is the layout's when [`GenericOptions::layout`] is given, else the
+//! most common count of the entries (so one bad entry, first or not, is the one reported).
+//! Point counts, class labels and counts, entries and the file size are checked against
+//! [`LoadOptions::limits`](crate::LoadOptions::limits).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,8 +43,11 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::formats::{check_finite, image_size, parse_f64, resolve, LoadOptions, LoadReport};
+use crate::formats::{
+    check_point, image_size, most_common, parse_f64, resolve, LoadOptions, LoadReport,
+};
 use crate::layout::Layout;
+use crate::limits::read_text;
 use crate::sample::{Dataset, DatasetMeta, ImageSource, Sample};
 
 /// Options of the generic readers.
@@ -69,9 +79,12 @@ fn build(
     subject: Option<String>,
     classes: BTreeMap<String, usize>,
     reals: BTreeMap<String, Vec<f32>>,
+    declared: &BTreeMap<String, usize>,
     gopts: &GenericOptions,
     opts: &LoadOptions,
 ) -> Result<Sample> {
+    opts.limits
+        .check_points(path, line, "the number of points", coords.len() as u64 / 2)?;
     if coords.len() % 2 == 1 {
         return Err(Error::parse(
             path,
@@ -82,8 +95,7 @@ fn build(
     let off = if gopts.one_based { 1.0 } else { 0.0 };
     let mut pts = Vec::with_capacity(coords.len() / 2);
     for (k, c) in coords.chunks(2).enumerate() {
-        check_finite(c[0], c[1], path, line, k)?;
-        pts.push([(c[0] - off) as f32, (c[1] - off) as f32]);
+        pts.push(check_point(c[0] - off, c[1] - off, path, line, k)?);
     }
     let k = pts.len();
     let mut s = Sample::new(ImageSource::File(resolve(path, image)), pts);
@@ -98,7 +110,8 @@ fn build(
         s.visible = v;
     }
     if let Some(b) = bbox {
-        if b.len() != 4 || b.iter().any(|v| !v.is_finite()) || b[2] < b[0] || b[3] < b[1] {
+        if b.len() != 4 || b.iter().any(|v| !(*v as f32).is_finite()) || b[2] < b[0] || b[3] < b[1]
+        {
             return Err(Error::parse(
                 path,
                 line,
@@ -123,20 +136,60 @@ fn build(
             ));
         }
     }
+    for (n, &c) in &classes {
+        if let Some(&count) = declared.get(n) {
+            if c >= count {
+                return Err(Error::parse(
+                    path,
+                    line,
+                    format!("class `{n}`: label {c} is not below the declared count {count}"),
+                ));
+            }
+        }
+        opts.limits.check_classes(
+            path,
+            line,
+            &format!("class label of `{n}` + 1"),
+            (c as u64).saturating_add(1),
+        )?;
+    }
     s.subject = subject;
     s.classes = classes;
     s.reals = reals;
     s.path = Some(path.to_path_buf());
     if opts.check_images {
         if let ImageSource::File(img) = &s.image {
-            s.image_size = Some(image_size(img, path, line)?);
+            s.image_size = Some(image_size(img, path, line, &opts.limits)?);
         }
     }
     Ok(s)
 }
 
-/// Assembles the data set: checks equal point counts (and real dimensions), derives class
-/// counts.
+/// The declared class counts: whole numbers from 1 to the class limit.
+fn declared_counts(
+    path: &Path,
+    raw: BTreeMap<String, serde_json::Value>,
+    opts: &LoadOptions,
+) -> Result<BTreeMap<String, usize>> {
+    let mut counts = BTreeMap::new();
+    for (n, v) in raw {
+        let Some(count) = v.as_u64().filter(|&c| c > 0) else {
+            return Err(Error::parse(
+                path,
+                0,
+                format!("classes.{n}: `{v}` is not a class count (a whole number from 1)"),
+            ));
+        };
+        opts.limits
+            .check_classes(path, 0, &format!("declared count `classes.{n}`"), count)?;
+        counts.insert(n, count as usize);
+    }
+    Ok(counts)
+}
+
+/// Assembles the data set: checks equal point counts (K is the layout's, else the most
+/// common) and real dimensions, derives class counts of undeclared attributes (labels of
+/// declared ones were checked per entry).
 fn finish(
     name: &Path,
     samples: Vec<(usize, Sample)>,
@@ -146,7 +199,10 @@ fn finish(
     opts: &LoadOptions,
     report: &mut LoadReport,
 ) -> Result<Dataset> {
-    let k = samples.first().map(|(_, s)| s.landmarks.len()).unwrap_or(0);
+    let k = match &gopts.layout {
+        Some(l) => l.num_points(),
+        None => most_common(samples.iter().map(|(_, s)| s.landmarks.len())).unwrap_or(0),
+    };
     let mut classes = declared;
     let mut reals: BTreeMap<String, usize> = BTreeMap::new();
     let mut kept = Vec::with_capacity(samples.len());
@@ -186,10 +242,13 @@ fn finish(
             Err(e) => report.skip_or_fail(opts, name, e)?,
         }
     }
+    let declared: std::collections::BTreeSet<String> = classes.keys().cloned().collect();
     for s in &kept {
         for (n, &c) in &s.classes {
-            let e = classes.entry(n.clone()).or_insert(0);
-            *e = (*e).max(c + 1);
+            if !declared.contains(n) {
+                let e = classes.entry(n.clone()).or_insert(0);
+                *e = (*e).max(c.saturating_add(1));
+            }
         }
     }
     let layout = match (&gopts.layout, flip) {
@@ -229,24 +288,32 @@ fn finish(
         classes,
         reals,
     };
-    Dataset::new(kept, meta)
+    report.dataset(kept, meta)
 }
 
 /// Loads a generic CSV list (see the module docs).
 ///
-/// Errors: the file cannot be read, a bad header (no `image` or `points`, an unknown
-/// column); per line (or skipped with `opts.skip_bad`): a parse error, a different point
-/// count, a missing / unreadable image; no samples.
+/// Errors: the file cannot be read or is too large, a bad header (no `image` or `points`,
+/// an unknown column), more lines than `opts.limits.max_samples`; per line (or skipped with
+/// `opts.skip_bad`): a parse error, a class label above `opts.limits.max_classes`, a
+/// different point count, a missing, unreadable, oversized or truncated image; no samples.
 pub fn load_csv(
     path: &Path,
     opts: &LoadOptions,
     gopts: &GenericOptions,
 ) -> Result<(Dataset, LoadReport)> {
+    use std::io::Read;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    opts.limits
+        .check_file_bytes(path, file.metadata().map_err(io)?.len())?;
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| Error::parse(path, 0, format!("cannot open CSV: {e}")))?;
+        .from_reader(file.take(opts.limits.max_file_bytes));
     let headers = rdr
         .headers()
         .map_err(|e| Error::parse(path, 1, format!("bad header: {e}")))?
@@ -274,8 +341,10 @@ pub fn load_csv(
     };
     let mut report = LoadReport::default();
     let mut samples = Vec::new();
+    let none = BTreeMap::new();
     for rec in rdr.records() {
         report.entries += 1;
+        opts.limits.check_samples(path, report.entries as u64)?;
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
@@ -347,7 +416,8 @@ pub fn load_csv(
                 }
             }
             build(
-                path, line, image, &coords, visible, bbox, subject, classes, reals, gopts, opts,
+                path, line, image, &coords, visible, bbox, subject, classes, reals, &none, gopts,
+                opts,
             )
         })();
         match r {
@@ -368,18 +438,11 @@ pub fn load_csv(
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum JsonFile {
-    List(Vec<serde_json::Value>),
-    Object(JsonObject),
-}
-
-#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct JsonObject {
     samples: Vec<serde_json::Value>,
     #[serde(default)]
-    classes: BTreeMap<String, usize>,
+    classes: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     flip: Option<Vec<usize>>,
 }
@@ -410,33 +473,50 @@ struct JsonEntry {
 
 /// Loads a generic JSON list (see the module docs).
 ///
-/// Errors: unreadable file, JSON syntax ([`Error::Json`], with the line); per entry (or
-/// skipped with `opts.skip_bad`): a bad entry (named by index), a different point count, a
-/// missing / unreadable image; no samples.
+/// Errors: unreadable or too large file, JSON syntax ([`Error::Json`], with the line), a
+/// declared class count of 0 or above `opts.limits.max_classes`, more entries than
+/// `opts.limits.max_samples`; per entry (or skipped with `opts.skip_bad`): a bad entry
+/// (named by line and index), a class label at or above its declared count, a different
+/// point count, a missing, unreadable, oversized or truncated image; no samples.
 pub fn load_json(
     path: &Path,
     opts: &LoadOptions,
     gopts: &GenericOptions,
 ) -> Result<(Dataset, LoadReport)> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+    let text = read_text(path, &opts.limits)?;
+    let json = |source| Error::Json {
         path: path.to_path_buf(),
         source,
-    })?;
-    let file: JsonFile = serde_json::from_str(&text).map_err(|source| Error::Json {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let (entries, declared, flip) = match file {
-        JsonFile::List(v) => (v, BTreeMap::new(), None),
-        JsonFile::Object(o) => (o.samples, o.classes, o.flip),
+    };
+    let (entries, declared, flip) = match serde_json::from_str(&text).map_err(json)? {
+        serde_json::Value::Array(v) => (v, BTreeMap::new(), None),
+        v @ serde_json::Value::Object(_) => {
+            let o: JsonObject = serde_json::from_value(v).map_err(json)?;
+            (o.samples, o.classes, o.flip)
+        }
+        _ => {
+            return Err(Error::parse(
+                path,
+                1,
+                "expected a list of entries or an object with `samples`",
+            ))
+        }
+    };
+    opts.limits.check_samples(path, entries.len() as u64)?;
+    let declared = declared_counts(path, declared, opts)?;
+    let lines = entry_lines(&text);
+    let lines = if lines.len() == entries.len() {
+        lines
+    } else {
+        vec![0; entries.len()]
     };
     let mut report = LoadReport::default();
     let mut samples = Vec::new();
-    for (i, v) in entries.into_iter().enumerate() {
+    for ((i, v), line) in entries.into_iter().enumerate().zip(lines) {
         report.entries += 1;
         let r = (|| -> Result<Sample> {
             let e: JsonEntry = serde_json::from_value(v)
-                .map_err(|err| Error::parse(path, 0, format!("entry {i}: {err}")))?;
+                .map_err(|err| Error::parse(path, line, format!("entry {i}: {err}")))?;
             let coords: Vec<f64> = e.points.iter().flatten().copied().collect();
             let reals = e
                 .reals
@@ -450,23 +530,89 @@ pub fn load_json(
                 })
                 .collect();
             build(
-                path, 0, &e.image, &coords, e.visible, e.bbox, e.subject, e.classes, reals, gopts,
-                opts,
+                path, line, &e.image, &coords, e.visible, e.bbox, e.subject, e.classes, reals,
+                &declared, gopts, opts,
             )
             .map_err(|err| match err {
                 Error::Parse { path, message, .. } => Error::Parse {
                     path,
-                    line: 0,
+                    line,
                     message: format!("entry {i}: {message}"),
                 },
                 other => other,
             })
         })();
         match r {
-            Ok(s) => samples.push((i + 1, s)),
+            Ok(s) => samples.push((line, s)),
             Err(e) => report.skip_or_fail(opts, path, e)?,
         }
     }
     let d = finish(path, samples, declared, flip, gopts, opts, &mut report)?;
     Ok((d, report))
+}
+
+/// The 1-based line on which each entry of the samples list starts, in order: the elements
+/// of the top-level array, or of the top-level object's `samples` array. A scan of text
+/// that already parsed as JSON (so strings and brackets are balanced); JSON values
+/// themselves carry no positions.
+fn entry_lines(text: &str) -> Vec<usize> {
+    let mut lines = Vec::new();
+    let (mut line, mut depth) = (1usize, 0usize);
+    let (mut in_str, mut esc, mut str_start) = (false, false, 0);
+    let mut last_str = "";
+    let mut top: Option<u8> = None;
+    let mut after_samples_key = false;
+    let (mut in_list, mut list_depth, mut expect_entry) = (false, 0, false);
+    for (i, c) in text.bytes().enumerate() {
+        if c == b'\n' {
+            line += 1;
+        }
+        if in_str {
+            if esc {
+                esc = false;
+            } else if c == b'\\' {
+                esc = true;
+            } else if c == b'"' {
+                in_str = false;
+                last_str = &text[str_start..i];
+            }
+            continue;
+        }
+        if c.is_ascii_whitespace() {
+            continue;
+        }
+        if std::mem::take(&mut expect_entry) && c != b']' {
+            lines.push(line);
+        }
+        let samples_value = std::mem::take(&mut after_samples_key);
+        match c {
+            b'"' => {
+                in_str = true;
+                str_start = i + 1;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                let starts_list = match top {
+                    None => c == b'[',
+                    Some(_) => c == b'[' && samples_value && depth == 2,
+                };
+                top.get_or_insert(c);
+                if starts_list {
+                    (in_list, list_depth, expect_entry) = (true, depth, true);
+                }
+            }
+            b']' | b'}' => {
+                if in_list && depth == list_depth {
+                    in_list = false;
+                }
+                depth = depth.saturating_sub(1);
+            }
+            b',' if in_list && depth == list_depth => expect_entry = true,
+            b':' if depth == 1 && top == Some(b'{') && last_str == "samples" => {
+                after_samples_key = true;
+            }
+            _ => {}
+        }
+    }
+    lines
 }

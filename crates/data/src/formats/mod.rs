@@ -10,8 +10,15 @@
 //! | AFLW `aflw.sqlite` | [`aflw::load`] | 21 (or 19) points, box, pose |
 //! | generic CSV / JSON lists | [`generic::load_csv`], [`generic::load_json`] | any |
 //!
-//! Images are not decoded when loading; with [`LoadOptions::check_images`] only their
-//! headers are read (to detect missing or unreadable files early and record sizes).
+//! Images are not decoded when loading; with [`LoadOptions::check_images`] their headers
+//! are read and checked against [`LoadOptions::limits`] and for truncation
+//! ([`image_file::check_file`](crate::image_file::check_file)), so missing, oversized
+//! (decompression bombs) or cut images are reported now, and skipped with `skip_bad`, rather
+//! than when a batch is prepared. Every reader also checks its files' sizes, point counts,
+//! class counts and entry counts against [`LoadOptions::limits`].
+//!
+//! When every entry is bad and skipped, the error is [`Error::NothingLoaded`] with each
+//! entry's own error.
 
 pub mod aflw;
 pub mod generic;
@@ -21,6 +28,8 @@ pub mod pts;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::limits::Limits;
+use crate::sample::{Dataset, DatasetMeta, Sample};
 
 /// Options common to the readers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,14 +39,17 @@ pub struct LoadOptions {
     /// Read each image's header (size, format) at load time, so missing or unreadable images
     /// are reported now rather than when a batch is prepared.
     pub check_images: bool,
+    /// The largest sizes and counts accepted (see [`Limits`]).
+    pub limits: Limits,
 }
 
 impl Default for LoadOptions {
-    /// Fail on the first bad sample; check image headers.
+    /// Fail on the first bad sample; check image headers; the default [`Limits`].
     fn default() -> Self {
         LoadOptions {
             skip_bad: false,
             check_images: true,
+            limits: Limits::default(),
         }
     }
 }
@@ -81,31 +93,33 @@ impl LoadReport {
             Err(error)
         }
     }
+
+    /// The data set of the samples that loaded; when there are none but entries were
+    /// skipped, [`Error::NothingLoaded`] with their errors (not a bare "empty data set").
+    pub(crate) fn dataset(&mut self, samples: Vec<Sample>, meta: DatasetMeta) -> Result<Dataset> {
+        if samples.is_empty() && !self.skipped.is_empty() {
+            return Err(Error::NothingLoaded {
+                what: meta.name,
+                skipped: std::mem::take(&mut self.skipped),
+            });
+        }
+        Dataset::new(samples, meta)
+    }
 }
 
-/// Reads an image header: `(width, height)`.
+/// Reads an image header and checks it against `limits` and for truncation:
+/// `(width, height)` (see [`crate::image_file::check_file`]).
 ///
 /// Errors: [`Error::MissingImage`] when the file does not exist, [`Error::Image`] when it
-/// cannot be recognised.
-pub fn image_size(image: &Path, annotation: &Path, line: usize) -> Result<(usize, usize)> {
-    if !image.is_file() {
-        return Err(Error::MissingImage {
-            annotation: annotation.to_path_buf(),
-            line,
-            tried: vec![image.to_path_buf()],
-        });
-    }
-    let reader = image::ImageReader::open(image)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(|source| Error::Io {
-            path: image.to_path_buf(),
-            source,
-        })?;
-    let (w, h) = reader.into_dimensions().map_err(|source| Error::Image {
-        path: image.to_path_buf(),
-        source,
-    })?;
-    Ok((w as usize, h as usize))
+/// cannot be recognised, [`Error::Limit`] when it is too large, [`Error::CorruptImage`]
+/// when it is truncated.
+pub fn image_size(
+    image: &Path,
+    annotation: &Path,
+    line: usize,
+    limits: &Limits,
+) -> Result<(usize, usize)> {
+    crate::image_file::check_file(image, annotation, line, limits)
 }
 
 /// Parses a float, naming file and line on failure.
@@ -115,19 +129,47 @@ pub(crate) fn parse_f64(tok: &str, path: &Path, line: usize, what: &str) -> Resu
         .map_err(|_| Error::parse(path, line, format!("{what}: `{tok}` is not a number")))
 }
 
-/// Checks that a point is finite.
-pub(crate) fn check_finite(x: f64, y: f64, path: &Path, line: usize, index: usize) -> Result<()> {
-    if x.is_finite() && y.is_finite() {
-        Ok(())
-    } else {
-        Err(Error::NonFinite {
+/// Checks that a point is finite and fits 32-bit floats (a value such as 1e300 would become
+/// infinite), and converts it.
+pub(crate) fn check_point(
+    x: f64,
+    y: f64,
+    path: &Path,
+    line: usize,
+    index: usize,
+) -> Result<[f32; 2]> {
+    if !(x.is_finite() && y.is_finite()) {
+        return Err(Error::NonFinite {
             path: path.to_path_buf(),
             line,
             index,
             x,
             y,
-        })
+        });
     }
+    let p = [x as f32, y as f32];
+    if !(p[0].is_finite() && p[1].is_finite()) {
+        return Err(Error::parse(
+            path,
+            line,
+            format!("landmark {index}: ({x:?}, {y:?}) is out of the range of 32-bit floats"),
+        ));
+    }
+    Ok(p)
+}
+
+/// The most common of `counts` (on a tie, the one seen first); None when
+/// empty. Used so that one bad file does not decide every file's landmark count.
+pub(crate) fn most_common(counts: impl IntoIterator<Item = usize>) -> Option<usize> {
+    let mut tally: Vec<(usize, usize)> = Vec::new();
+    for c in counts {
+        match tally.iter_mut().find(|(v, _)| *v == c) {
+            Some((_, n)) => *n += 1,
+            None => tally.push((c, 1)),
+        }
+    }
+    let top = tally.iter().map(|&(_, n)| n).max()?;
+    tally.iter().find(|&&(_, n)| n == top).map(|&(v, _)| v)
 }
 
 /// Resolves an image path from a list file: `\` becomes `/`, relative paths are taken from

@@ -15,8 +15,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::formats::{check_finite, image_size, parse_f64, resolve, LoadOptions, LoadReport};
+use crate::formats::{check_point, image_size, parse_f64, resolve, LoadOptions, LoadReport};
 use crate::layout::Layout;
+use crate::limits::read_text;
 use crate::sample::{Dataset, DatasetMeta, ImageSource, Sample};
 
 /// The class attributes and their class counts, in file order.
@@ -37,7 +38,8 @@ pub struct MtflEntry {
 /// Parses one non-blank line (`line` is its 1-based number, `path` the list file; both only
 /// name errors).
 ///
-/// Errors: not 15 fields, a non-number, a non-finite coordinate, an attribute outside
+/// Errors: not 15 fields, a non-number, a non-finite (or out-of-f32-range) coordinate, an
+/// attribute outside
 /// `1..=count` (each an error naming file and line).
 pub fn parse_line(text: &str, path: &Path, line: usize) -> Result<MtflEntry> {
     let toks: Vec<&str> = text.split_whitespace().collect();
@@ -57,8 +59,7 @@ pub fn parse_line(text: &str, path: &Path, line: usize) -> Result<MtflEntry> {
     }
     let mut points = [[0f32; 2]; 5];
     for k in 0..5 {
-        check_finite(c[k], c[k + 5], path, line, k)?;
-        points[k] = [c[k] as f32, c[k + 5] as f32];
+        points[k] = check_point(c[k], c[k + 5], path, line, k)?;
     }
     let mut attributes = [0usize; 4];
     for (i, ((name, count), t)) in ATTRIBUTES.iter().zip(&toks[11..15]).enumerate() {
@@ -97,13 +98,12 @@ pub fn meta(name: &str) -> DatasetMeta {
 /// Loads an MTFL list file. Samples carry the four class attributes; `path` is the list
 /// file.
 ///
-/// Errors: the file cannot be read; per line (or skipped with `opts.skip_bad`): a parse
-/// error or a missing / unreadable image; no samples ([`Error::EmptyDataset`]).
+/// Errors: the file cannot be read or is larger than `opts.limits.max_file_bytes`; more
+/// entries than `opts.limits.max_samples`; per line (or skipped with `opts.skip_bad`): a
+/// parse error or a missing, unreadable, oversized or truncated image; no samples
+/// ([`Error::EmptyDataset`], or [`Error::NothingLoaded`] when every line was bad).
 pub fn load(list: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport)> {
-    let text = std::fs::read_to_string(list).map_err(|source| Error::Io {
-        path: list.to_path_buf(),
-        source,
-    })?;
+    let text = read_text(list, &opts.limits)?;
     let mut report = LoadReport::default();
     let mut samples = Vec::new();
     for (i, l) in text.lines().enumerate() {
@@ -111,11 +111,12 @@ pub fn load(list: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport)> {
             continue;
         }
         report.entries += 1;
+        opts.limits.check_samples(list, report.entries as u64)?;
         let r = (|| -> Result<Sample> {
             let e = parse_line(l, list, i + 1)?;
             let img = resolve(list, &e.image);
             let size = if opts.check_images {
-                Some(image_size(&img, list, i + 1)?)
+                Some(image_size(&img, list, i + 1, &opts.limits)?)
             } else {
                 None
             };
@@ -132,8 +133,6 @@ pub fn load(list: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport)> {
             Err(e) => report.skip_or_fail(opts, list, e)?,
         }
     }
-    Ok((
-        Dataset::new(samples, meta(&list.display().to_string()))?,
-        report,
-    ))
+    let d = report.dataset(samples, meta(&list.display().to_string()))?;
+    Ok((d, report))
 }

@@ -15,27 +15,36 @@
 //! so returned points are 0-based with pixel centres at integers (the workspace convention).
 //! [`write_pts`] adds 1 back.
 //!
-//! A directory is searched recursively (in sorted order); each `.pts` file needs an image
-//! with the same stem beside it (`.jpg`, `.jpeg`, `.png`, any case).
+//! A directory is searched recursively (in sorted order, each folder once, however many
+//! symbolic links lead to it); each `.pts` file needs an image with the same stem beside it
+//! (`.jpg`, `.jpeg`, `.png`, any case). The landmark count K of a directory is the most
+//! common count of its files, so one bad file (first or not) is reported by name and does
+//! not make the good ones wrong.
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::formats::{check_finite, image_size, parse_f64, LoadOptions, LoadReport};
+use crate::formats::{check_point, image_size, most_common, parse_f64, LoadOptions, LoadReport};
 use crate::layout::Layout;
+use crate::limits::{read_text, Limits};
 use crate::sample::{Dataset, DatasetMeta, ImageSource, Sample};
 
 /// Image extensions tried beside a `.pts` file, in order.
 pub const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "png", "jpeg", "JPG", "PNG", "JPEG"];
 
-/// Parses the text of a `.pts` file (`path` only names the file in errors). Returns the
-/// points 0-based (1 subtracted).
+/// Parses the text of a `.pts` file (`path` only names the file in errors) within the
+/// default [`Limits`]. Returns the points 0-based (1 subtracted).
 ///
-/// Errors ([`Error::Parse`], [`Error::PointCount`], [`Error::NonFinite`], each with the
-/// 1-based line): no `n_points` header, a missing `{` or `}`, a line that is not two
-/// numbers, fewer or more points than announced, NaN or infinite coordinates, text after
-/// `}`.
+/// Errors ([`Error::Parse`], [`Error::PointCount`], [`Error::NonFinite`], [`Error::Limit`],
+/// each with the 1-based line): no `n_points` header, `n_points` 0 or above
+/// `limits.max_points`, a missing `{` or `}`, a line that is not two numbers, fewer or more
+/// points than announced, NaN, infinite or out-of-f32-range coordinates, text after `}`.
 pub fn parse_pts(text: &str, path: &Path) -> Result<Vec<[f32; 2]>> {
+    parse_pts_limited(text, path, &Limits::default())
+}
+
+/// [`parse_pts`] with explicit limits.
+pub fn parse_pts_limited(text: &str, path: &Path, limits: &Limits) -> Result<Vec<[f32; 2]>> {
     let mut n_points: Option<usize> = None;
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim()));
     // Header.
@@ -57,10 +66,14 @@ pub fn parse_pts(text: &str, path: &Path) -> Result<Vec<[f32; 2]>> {
         };
         if key.trim() == "n_points" {
             let v = value.trim();
-            n_points =
-                Some(v.parse().map_err(|_| {
-                    Error::parse(path, ln, format!("n_points: `{v}` is not a count"))
-                })?);
+            let n: u64 = v
+                .parse()
+                .map_err(|_| Error::parse(path, ln, format!("n_points: `{v}` is not a count")))?;
+            if n == 0 {
+                return Err(Error::parse(path, ln, "n_points: 0, need at least 1 point"));
+            }
+            limits.check_points(path, ln, "n_points", n)?;
+            n_points = Some(n as usize);
         }
     }
     let last_line = text.lines().count().max(1);
@@ -69,7 +82,7 @@ pub fn parse_pts(text: &str, path: &Path) -> Result<Vec<[f32; 2]>> {
     }
     let n = n_points
         .ok_or_else(|| Error::parse(path, open_line, "no `n_points:` header before `{`"))?;
-    let mut pts = Vec::with_capacity(n.min(10_000));
+    let mut pts = Vec::with_capacity(n.min(1024));
     let mut closed = 0;
     for (ln, l) in lines.by_ref() {
         if l.is_empty() {
@@ -89,7 +102,7 @@ pub fn parse_pts(text: &str, path: &Path) -> Result<Vec<[f32; 2]>> {
         }
         let x = parse_f64(toks[0], path, ln, "x")?;
         let y = parse_f64(toks[1], path, ln, "y")?;
-        check_finite(x, y, path, ln, pts.len())?;
+        let p = check_point(x - 1.0, y - 1.0, path, ln, pts.len())?;
         if pts.len() == n {
             return Err(Error::PointCount {
                 path: path.to_path_buf(),
@@ -98,7 +111,7 @@ pub fn parse_pts(text: &str, path: &Path) -> Result<Vec<[f32; 2]>> {
                 found: n + 1,
             });
         }
-        pts.push([(x - 1.0) as f32, (y - 1.0) as f32]);
+        pts.push(p);
     }
     if closed == 0 {
         return Err(Error::parse(path, last_line, "missing closing brace `}`"));
@@ -131,13 +144,15 @@ pub fn write_pts(points: &[[f32; 2]]) -> String {
     s
 }
 
-/// Reads one `.pts` file (0-based points).
+/// Reads one `.pts` file (0-based points) within the default [`Limits`].
 pub fn read_pts(path: &Path) -> Result<Vec<[f32; 2]>> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse_pts(&text, path)
+    read_pts_limited(path, &Limits::default())
+}
+
+/// [`read_pts`] with explicit limits (also on the file's size).
+pub fn read_pts_limited(path: &Path, limits: &Limits) -> Result<Vec<[f32; 2]>> {
+    let text = read_text(path, limits)?;
+    parse_pts_limited(&text, path, limits)
 }
 
 /// The image beside a `.pts` file.
@@ -157,53 +172,71 @@ pub fn find_image(pts: &Path) -> Result<PathBuf> {
         })
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let rd = std::fs::read_dir(dir).map_err(|source| Error::Io {
+/// Collects the `.pts` files under `dir` (sorted), visiting each folder once (symbolic
+/// links may lead back to a parent) and stopping past `limit` files.
+fn collect(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    seen: &mut std::collections::HashSet<PathBuf>,
+    limits: &Limits,
+    root: &Path,
+) -> Result<()> {
+    let io = |source| Error::Io {
         path: dir.to_path_buf(),
         source,
-    })?;
+    };
+    if !seen.insert(std::fs::canonicalize(dir).map_err(io)?) {
+        return Ok(());
+    }
+    let rd = std::fs::read_dir(dir).map_err(io)?;
     let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            collect(&p, out)?;
+            collect(&p, out, seen, limits, root)?;
         } else if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("pts")) {
             out.push(p);
+            limits.check_samples(root, out.len() as u64)?;
         }
     }
     Ok(())
 }
 
 /// Loads every `.pts` file under `dir` (recursively, sorted) with the image beside it.
-/// The first file read sets K; the layout is [`Layout::guess`]ed from K (68 -> iBUG).
-/// Samples have no box and no attributes; `path` is the `.pts` file.
+/// K is the most common point count of the files that parse; the layout is
+/// [`Layout::guess`]ed from K (68 -> iBUG). Samples have no box and no attributes; `path`
+/// is the `.pts` file.
 ///
-/// Errors: an unreadable directory; per file (or skipped and reported with
-/// `opts.skip_bad`): a parse error, a missing or unreadable image, a landmark count
-/// different from the first file's; an empty result ([`Error::EmptyDataset`]).
+/// Errors: an unreadable directory; more files than `opts.limits.max_samples`; per file
+/// (or skipped and reported with `opts.skip_bad`, in sorted order): a parse error, a
+/// landmark count other than K, a missing, unreadable, oversized or truncated image; no
+/// files ([`Error::EmptyDataset`]) or no good file ([`Error::NothingLoaded`], with every
+/// file's error).
 pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport)> {
     let mut files = Vec::new();
-    collect(dir, &mut files)?;
+    collect(dir, &mut files, &mut Default::default(), &opts.limits, dir)?;
+    let parsed: Vec<Result<Vec<[f32; 2]>>> = files
+        .iter()
+        .map(|f| read_pts_limited(f, &opts.limits))
+        .collect();
+    let k = most_common(parsed.iter().filter_map(|r| r.as_ref().ok().map(Vec::len)));
     let mut report = LoadReport::default();
     let mut samples: Vec<Sample> = Vec::new();
-    let mut k: Option<usize> = None;
-    for f in files {
+    for (f, pts) in files.iter().zip(parsed) {
         report.entries += 1;
         let r = (|| -> Result<Sample> {
-            let pts = read_pts(&f)?;
-            if let Some(k) = k {
-                if pts.len() != k {
-                    return Err(Error::LandmarkCountMismatch {
-                        index: samples.len(),
-                        path: f.clone(),
-                        expected: k,
-                        found: pts.len(),
-                    });
-                }
+            let pts = pts?;
+            if let Some(k) = k.filter(|&k| k != pts.len()) {
+                return Err(Error::LandmarkCountMismatch {
+                    index: report.entries - 1,
+                    path: f.clone(),
+                    expected: k,
+                    found: pts.len(),
+                });
             }
-            let img = find_image(&f)?;
+            let img = find_image(f)?;
             let size = if opts.check_images {
-                Some(image_size(&img, &f, 0)?)
+                Some(image_size(&img, f, 0, &opts.limits)?)
             } else {
                 None
             };
@@ -213,11 +246,8 @@ pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport)>
             Ok(s)
         })();
         match r {
-            Ok(s) => {
-                k.get_or_insert(s.landmarks.len());
-                samples.push(s);
-            }
-            Err(e) => report.skip_or_fail(opts, &f, e)?,
+            Ok(s) => samples.push(s),
+            Err(e) => report.skip_or_fail(opts, f, e)?,
         }
     }
     let meta = DatasetMeta {
@@ -226,5 +256,6 @@ pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport)>
         classes: Default::default(),
         reals: Default::default(),
     };
-    Ok((Dataset::new(samples, meta)?, report))
+    let d = report.dataset(samples, meta)?;
+    Ok((d, report))
 }
