@@ -89,6 +89,7 @@ fn load(args: &Args) -> Result<(Dataset, LoadReport, f64)> {
     let opts = LoadOptions {
         skip_bad: !args.strict,
         check_images: true,
+        ..LoadOptions::default()
     };
     let path = || -> Result<&Path> {
         args.path
@@ -183,8 +184,8 @@ fn main() -> Result<()> {
         );
         for (name, n) in &d.meta.classes {
             println!(
-                "class attribute `{name}` ({n} classes): counts {:?}",
-                d.class_counts(name)
+                "class attribute `{name}` ({n} classes): counts {}",
+                class_counts(&d.class_counts(name))
             );
         }
         for (name, a) in &d.meta.reals {
@@ -275,6 +276,34 @@ fn main() -> Result<()> {
         eprintln!("wrote {written} overlays to {}", out.display());
     }
     Ok(())
+}
+
+/// Per-class counts for the summary: all of them for up to 64 classes, else the first 32
+/// non-empty classes as `class: count` (the loaders bound class counts, but a summary line
+/// should stay a line).
+fn class_counts(counts: &[usize]) -> String {
+    const ALL: usize = 64;
+    const SHOWN: usize = 32;
+    if counts.len() <= ALL {
+        return format!("{counts:?}");
+    }
+    let used: Vec<String> = counts
+        .iter()
+        .enumerate()
+        .filter(|&(_, &c)| c > 0)
+        .map(|(k, c)| format!("{k}: {c}"))
+        .collect();
+    let more = used.len().saturating_sub(SHOWN);
+    format!(
+        "{{{}{}}} ({} classes empty)",
+        used[..used.len().min(SHOWN)].join(", "),
+        if more > 0 {
+            format!(", ... {more} more")
+        } else {
+            String::new()
+        },
+        counts.len() - used.len()
+    )
 }
 
 /// An f32 as the f64 with the same shortest decimal form (so JSON shows `158.744`, not
