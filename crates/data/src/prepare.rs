@@ -346,7 +346,7 @@ pub fn prepare(
             ),
         });
     }
-    let img = sample.image.load()?;
+    let img = sample.load_image()?;
     let a = crop_transform(sample, img.width, img.height, pre, jitter);
     let mut pixels = warp_crop(&img, &a, pre.size, pre.antialias);
     let s = pre.size;
