@@ -46,7 +46,7 @@ pub(crate) fn validate(cfg: &ModelConfig, limits: &ModelLimits) -> Result<Plan> 
         if beta > limits.max_beta {
             return Err(limit(
                 "beta",
-                beta.to_string(),
+                format!("{beta:?}"),
                 limits.max_beta.to_string(),
                 "max_beta",
             ));

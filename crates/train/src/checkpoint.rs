@@ -268,7 +268,8 @@ fn check_file_name(field: &str, name: &str) -> std::result::Result<(), String> {
 }
 
 /// Writes the end-of-epoch checkpoint (and `best.safetensors` when `is_best`), then the
-/// state that points at it, then removes the earlier epochs' files.
+/// state that points at it, then removes the earlier epochs' files. `crop_factor` (the box
+/// crop's factor when training cropped around boxes) is recorded in the weights' metadata.
 pub fn save_training(
     dir: &Path,
     state: &TrainState,
@@ -276,8 +277,12 @@ pub fn save_training(
     vm: &VarMap,
     adam: &Adam,
     is_best: bool,
+    crop_factor: Option<f64>,
 ) -> Result<()> {
-    let mut meta = CheckpointMeta::default();
+    let mut meta = CheckpointMeta {
+        crop_factor,
+        ..CheckpointMeta::default()
+    };
     meta.extra.insert("epoch".into(), state.epoch.to_string());
     let (weights, optim) = epoch_files(state.epoch);
     // The model zoo's writer is atomic itself (temporary file, rename).

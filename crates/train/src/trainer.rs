@@ -475,6 +475,8 @@ impl Trainer {
                 &self.varmap,
                 &self.adam,
                 improved,
+                matches!(self.eval_pre.crop, data::CropMode::Object { .. })
+                    .then_some(self.cfg.data.crop_factor),
             )?;
             // After the state commits the epoch: a kill in between leaves the line
             // missing, and the resume writes it from the state's history.
