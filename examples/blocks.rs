@@ -4,35 +4,22 @@
 //! cargo run --release --example blocks
 //! ```
 //!
-//! generates Blocks (3200 / 3200 / 3200 images, 60x60), trains Seq-MT (L) and Seq-MT
+//! Generates Blocks (3200 / 3200 / 3200 images, 60x60), trains Seq-MT (L) and Seq-MT
 //! (L+ELT+A) with 5% of the training images carrying landmark labels (all carry the class
 //! label), and prints both test errors in pixels beside the paper's. The default schedule
-//! is shorter than the paper's (which the paper does not state; `--full` runs 100 epochs
-//! with early stopping) so that it finishes in about 15 minutes on a 2-core laptop CPU.
+//! (20 epochs) is shorter than the paper's so that it finishes in about 15 minutes on a
+//! 2-core CPU; `--full` runs 100 epochs with early stopping.
 //!
-//! Every run starts with `--warmup 8` epochs of the landmark cost alone (a no-op for the L
-//! runs), then A and ELT join. From scratch, a soft-argmax network's maps are nearly
-//! uniform and its points sit near the image centre; only labelled points pull them off
-//! that plateau (on Blocks at 5% this takes about 8 epochs), and with the unlabelled costs
-//! on from the first step the network stayed on it (measured: 8 epochs at 8.7 px). The
-//! paper does not say how it started training.
+//! Every run uses `ExperimentConfig::default()`, the Blocks recipe: 8 epochs of the
+//! landmark cost alone (`--warmup`), then A and ELT join while Adam starts again and the
+//! learning rate ramps back up over one epoch (`--restart-adam`, `--lr-rampup`); ELT uses
+//! `EltConfig::blocks()` (transforms that keep the figure in the frame, a Huber penalty).
+//! docs/experiments/blocks.md and docs/experiments/elt-join.md give the measurements
+//! behind each part. The whole grid of Table 1 is `examples/table1.rs`.
 //!
-//! The `seqmt-blocks` preset ends in a leaky ReLU where the paper has a ReLU: with the ReLU,
-//! one landmark map died in the warm-up on two seeds of three, and L+ELT+A then fell back
-//! onto the centre plateau when A and ELT joined. With the leaky ReLU, that still happened
-//! at the join on three seeds of five (1, 3, 4). So, by default, Adam starts again and the
-//! learning rate grows back over one epoch when A and ELT join (`--restart-adam true
-//! --lr-rampup 1`; `--restart-adam false --lr-rampup 0` is the schedule without them):
-//! then no seed of five fell back at the join (1.23-1.62 px), but seed 4 fell back at epoch
-//! 17, after its best epoch (README, "The main example"). The recipe is not robust: the
-//! example prints a note when the best epoch is a warm-up epoch; run several seeds
-//! (`--seeds 5`) before reading anything into one result. `--clip-grad-norm 300` kept
-//! seeds 1 and 4 from their late falls (0.93 and 1.24 px) but made seed 0 worse (1.62
-//! against 1.25 px), so it is off by default (README, "Gradient norms and clipping").
-//!
-//! More of Table 1: `--labelled 0.01,0.05,0.1,0.2,0.5,1`, `--costs L,L+A,L+ELT,L+ELT+A`,
-//! `--seeds 5`; `--json results.json` writes every run. Each run's checkpoints, log and
-//! Markdown report (overlays, cumulative error curve) go to `runs/blocks/<run>/`.
+//! More settings: `--labelled 0.01,0.05,0.1`, `--costs L,L+A,L+ELT,L+ELT+A`, `--seeds 5`;
+//! `--json results.json` writes every run. Each run's checkpoints, log and Markdown report
+//! (overlays, cumulative error curve) go to `runs/blocks/<run>/`.
 
 #[path = "support/jemalloc.rs"]
 mod jemalloc;
@@ -268,7 +255,7 @@ fn main() -> Result<()> {
                     && outcome.best_epoch <= args.warmup
                 {
                     println!(
-                        "note: the best validation epoch ({}) is in the landmark-only warm-up, so A and ELT did not improve on it in this run: this recipe is sensitive to where the warm-up ends (README, \"The main example\")",
+                        "note: the best validation epoch ({}) is in the landmark-only warm-up, so A and ELT did not improve on it in this run: see docs/experiments/blocks.md",
                         outcome.best_epoch
                     );
                 }

@@ -117,6 +117,24 @@ impl Default for EltConfig {
 }
 
 impl EltConfig {
+    /// ELT sized for generated Blocks, whose figures fill most of the 60x60 frame: rotation
+    /// +-10 degrees, scale 0.95-1.05, shifts of +-5% (3 px), a 2 px margin, and the
+    /// [`EltPenalty::Huber`] penalty with `delta` 3 px. With [`EltConfig::default`]'s
+    /// face-sized ranges, about one warp in ten cut the figure (the only cue to its
+    /// orientation), and the errors on those warps, up to the length of the figure,
+    /// dominated the gradient: docs/experiments/blocks.md, "Why L+ELT+A fell back".
+    pub fn blocks() -> Self {
+        Self {
+            max_rotation_deg: 10.0,
+            min_scale: 0.95,
+            max_scale: 1.05,
+            max_translation: 0.05,
+            margin: 2.0,
+            penalty: EltPenalty::Huber { delta: 3.0 },
+            ..Self::default()
+        }
+    }
+
     /// Checks that the ranges are finite and ordered (`0 < min_scale <= max_scale`,
     /// `max_rotation_deg >= 0`, `max_translation >= 0`, `transforms_per_image >= 1`).
     pub fn validate(&self) -> Result<()> {

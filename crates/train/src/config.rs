@@ -184,7 +184,10 @@ pub struct CostConfig {
     pub gamma: f64,
     /// Weight of each attribute head's cost (1 for every head not named).
     pub attribute_weights: std::collections::BTreeMap<String, f64>,
-    /// ELT transform ranges.
+    /// ELT's transforms and penalty. Default: `EltConfig::blocks()`, sized for the default
+    /// experiment (Blocks); other data name theirs (`EltConfig::default()`'s face-sized
+    /// ranges and the paper's squared penalty are written out in the face and hand
+    /// experiment files).
     pub elt_transform: landmark_ssl_losses::EltConfig,
     /// Epochs trained with the landmark cost alone before A and ELT join (0 = from the
     /// start). A soft-argmax network starts from nearly uniform maps, whose points sit near
@@ -205,7 +208,7 @@ impl Default for CostConfig {
             alpha: 1.0,
             gamma: 0.0,
             attribute_weights: Default::default(),
-            elt_transform: Default::default(),
+            elt_transform: landmark_ssl_losses::EltConfig::blocks(),
             warmup_epochs: 0,
         }
     }
@@ -311,25 +314,20 @@ pub struct ScheduleConfig {
     /// (0 = no ramp; without a warm-up the ramp starts at the first step, an ordinary
     /// learning-rate warm-up; after a warm-up with the landmark cost alone nothing joins
     /// and there is no ramp). Adam's moments at the join still have the landmark cost's
-    /// scale, and Adam's steps are near full size whatever the new costs' weights (ramping
-    /// those weights instead did not help, measured). Measured on Seq-MT Blocks at 5%
-    /// labels with 2 epochs, on 41f121f's build: seed 0 no longer fell back onto the
-    /// plateau (4.00 px, not 4.88), seed 2 still did, seed 1 was unharmed (README, "The
-    /// main example").
+    /// scale, so its first steps on the joined costs would be too large
+    /// (docs/experiments/blocks.md, "The join").
     pub lr_rampup_epochs: usize,
     /// Restart Adam (moments and step count back to zero) when the unlabelled costs join,
     /// at the end of `costs.warmup_epochs`. Adam's second moments then forget the warm-up's
     /// gradient scale, and the heads, which had no gradient in the warm-up, get their bias
     /// correction from their first step (without it, their first steps are several times
     /// the learning rate). Use with `lr_rampup_epochs`: a fresh Adam's first steps are full
-    /// size for every weight. Measured on Seq-MT Blocks at 5% labels (README, "The main
-    /// example").
+    /// size for every weight (docs/experiments/blocks.md, "The join").
     pub restart_optimizer_at_join: bool,
     /// Gradient clipping: when the global L2 norm of all gradients of a step exceeds
     /// this, they are scaled down to it before Adam sees them (0 = off). Each epoch's
-    /// record reports the norms before clipping (`grad_norm`). On Seq-MT Blocks at 5%
-    /// labels, 300 helped two seeds of three and hurt the third (README, "Gradient norms
-    /// and clipping").
+    /// record reports the norms before clipping (`grad_norm`); on Blocks one bound did not
+    /// suit every seed (docs/experiments/blocks.md, "Gradient norms and clipping").
     pub clip_grad_norm: f64,
     /// Cap on the steps of an epoch (0 = no cap), for quick runs and tests.
     pub max_steps_per_epoch: usize,

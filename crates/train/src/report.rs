@@ -40,7 +40,7 @@ pub struct EpochRecord {
     /// Whether this epoch is the best so far.
     pub best: bool,
     /// The global L2 norm of each step's gradients, before any clipping (absent in logs
-    /// written before 2026-12-03).
+    /// written by versions that did not record it).
     #[serde(default)]
     pub grad_norm: Option<GradNormStats>,
 }
