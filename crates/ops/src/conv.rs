@@ -19,7 +19,8 @@
 //! * Other devices (CUDA: cuDNN), dtypes or paddings: candle's `conv2d` ([`conv2d_reference`]).
 //!
 //! Environment (read once): `LANDMARK_SSL_CONV_KERNEL=gemm` forces the GEMM kernels,
-//! `LANDMARK_SSL_CONV_NO_AVX512=1` the AVX2 ones.
+//! `LANDMARK_SSL_CONV_NO_AVX512=1` the AVX2 ones, `LANDMARK_SSL_CONV_NO_AVX2=1` the GEMM
+//! ones (as on a CPU without AVX2, which has no AVX-512 either).
 //!
 //! This file holds the entry points and the choice of path; the rest lives in `conv/`:
 //! `layer.rs` ([`Conv2d`], [`Conv2dConfig`], [`conv2d`], [`conv2d_no_bias`]), `shapes.rs`
@@ -116,7 +117,9 @@ fn conv2d_impl(
 
 /// The CPU kernel the fast path uses for f32 in this process: `"avx512"` or `"avx2"` (the
 /// direct kernels) or `"gemm"` (`LANDMARK_SSL_CONV_KERNEL=gemm`, or a CPU without AVX2;
-/// f64 always uses it). `LANDMARK_SSL_CONV_NO_AVX512=1` disables the AVX-512 kernels.
+/// f64 always uses it). `LANDMARK_SSL_CONV_NO_AVX512=1` disables the AVX-512 kernels,
+/// `LANDMARK_SSL_CONV_NO_AVX2=1` the AVX2 and AVX-512 ones; set them before the first
+/// convolution.
 pub fn cpu_kernel() -> &'static str {
     if kernel_choice() == "direct" {
         direct::isa_name().unwrap_or("gemm")

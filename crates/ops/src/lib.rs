@@ -21,6 +21,14 @@
 //! a GPU, see [`soft_argmax`](mod@soft_argmax)). Heat maps, coordinate conversions and
 //! point transforms are candle ops and run on any device; image warps and hard argmax
 //! copy to the CPU and back.
+//!
+//! CPU kernels: the soft-argmax and the convolution pick AVX-512, AVX2 + FMA or portable
+//! code from the CPU's features, once per process. Environment variables set to `1` turn
+//! the SIMD kernels off, to measure or test the others: `LANDMARK_SSL_SOFT_ARGMAX_NO_AVX512`
+//! and `LANDMARK_SSL_CONV_NO_AVX512` skip AVX-512, `LANDMARK_SSL_SOFT_ARGMAX_NO_AVX2` and
+//! `LANDMARK_SSL_CONV_NO_AVX2` skip AVX2 and AVX-512 (the portable paths);
+//! `LANDMARK_SSL_CONV_KERNEL=gemm` forces the GEMM convolution.
+//! [`soft_argmax::cpu_kernel`] and [`conv::cpu_kernel`] name the kernels a process runs.
 
 #![warn(missing_docs)]
 

@@ -22,7 +22,8 @@
 //!   spread per landmark.
 //!
 //! Environment (read once): `LANDMARK_SSL_SOFT_ARGMAX_NO_AVX512=1` runs the AVX2 CPU
-//! kernels on a CPU that has AVX-512; [`cpu_kernel`] names the kernels in use.
+//! kernels on a CPU that has AVX-512, `LANDMARK_SSL_SOFT_ARGMAX_NO_AVX2=1` the baseline
+//! ones (as on a CPU without AVX2); [`cpu_kernel`] names the kernels in use.
 //!
 //! With the `cuda` feature, CUDA tensors run the same fused forward and backward as CUDA
 //! kernels (compiled with NVRTC on first use; one block per map for the forward, one thread
@@ -199,7 +200,8 @@ pub fn has_fused_kernel(device: &candle_core::Device) -> bool {
 /// maps take intrinsics kernels) or `"generic"` (the x86-64 or other baseline), chosen once
 /// from the CPU's features.
 /// `LANDMARK_SSL_SOFT_ARGMAX_NO_AVX512=1`, set before the first call, skips AVX-512: to
-/// measure what a CPU without it gets. Every choice computes the same function; the last
+/// measure what a CPU without it gets; `LANDMARK_SSL_SOFT_ARGMAX_NO_AVX2=1` skips AVX2 and
+/// AVX-512 (`"generic"`). Every choice computes the same function; the last
 /// bits differ (each has its own exponential).
 ///
 /// ```

@@ -69,13 +69,18 @@ fn isa() -> Option<Isa> {
     {
         static ISA: std::sync::OnceLock<Option<Isa>> = std::sync::OnceLock::new();
         *ISA.get_or_init(|| {
-            let no512 = std::env::var("LANDMARK_SSL_CONV_NO_AVX512").is_ok_and(|v| v == "1");
+            let off = |var: &str| std::env::var(var).is_ok_and(|v| v == "1");
+            // Without AVX2 there is no AVX-512 either: NO_AVX2 leaves the GEMM path only.
+            let no2 = off("LANDMARK_SSL_CONV_NO_AVX2");
+            let no512 = no2 || off("LANDMARK_SSL_CONV_NO_AVX512");
             // The assembly kernels leave zmm16-31 undeclared: only sound when the compiled
             // code cannot use them, i.e. when the build does not enable AVX-512 itself.
             let asm_ok = !cfg!(target_feature = "avx512f");
             if asm_ok && std::is_x86_feature_detected!("avx512f") && !no512 {
                 Some(Isa::Avx512)
-            } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+            } else if !no2
+                && std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
             {
                 Some(Isa::Avx2)
             } else {

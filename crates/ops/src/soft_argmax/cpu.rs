@@ -75,6 +75,10 @@ pub(crate) trait Float:
     fn exp2_nonpos<const FMA: bool>(t: Self) -> Self;
     /// `a * b + c` (fused when `FMA`).
     fn madd<const FMA: bool>(a: Self, b: Self, c: Self) -> Self;
+    /// `v * bl + c`, the exponent of a value, rounded once: fused, or without `FMA` through
+    /// f64 for f32 (the product of two f32 is exact there). Rounding `v * bl` first would
+    /// cost an error of eps |v bl| in every exponent, large next to the result at large beta.
+    fn exp_arg<const FMA: bool>(v: Self, bl: Self, c: Self) -> Self;
     /// The per-map kernels for AVX-512 CPUs.
     #[cfg(target_arch = "x86_64")]
     fn avx512_kernels() -> (FwdFn<Self>, BwdFn<Self>);
@@ -97,6 +101,14 @@ impl Float for f32 {
     #[inline(always)]
     fn exp2_nonpos<const FMA: bool>(t: Self) -> Self {
         fast_exp2_f32::<FMA>(t)
+    }
+    #[inline(always)]
+    fn exp_arg<const FMA: bool>(v: Self, bl: Self, c: Self) -> Self {
+        if FMA {
+            v.mul_add(bl, c)
+        } else {
+            (v as f64 * bl as f64 + c as f64) as f32
+        }
     }
     #[inline(always)]
     fn madd<const FMA: bool>(a: Self, b: Self, c: Self) -> Self {
@@ -144,6 +156,10 @@ impl Float for f64 {
     #[inline(always)]
     fn exp2_nonpos<const FMA: bool>(t: Self) -> Self {
         t.exp2()
+    }
+    #[inline(always)]
+    fn exp_arg<const FMA: bool>(v: Self, bl: Self, c: Self) -> Self {
+        Self::madd::<FMA>(v, bl, c)
     }
     #[inline(always)]
     fn madd<const FMA: bool>(a: Self, b: Self, c: Self) -> Self {
@@ -356,14 +372,14 @@ fn fwd_map_impl<F: Float, const FMA: bool>(
         let mut a_y = [F::ZERO; LANES];
         for ((c, px), py) in cv.iter().zip(cxs).zip(cys) {
             for l in 0..LANES {
-                let e = F::exp2_nonpos::<FMA>(F::madd::<FMA>(c[l], bl, neg_mb));
+                let e = F::exp2_nonpos::<FMA>(F::exp_arg::<FMA>(c[l], bl, neg_mb));
                 a_s[l] += e;
                 a_x[l] = F::madd::<FMA>(e, px[l], a_x[l]);
                 a_y[l] = F::madd::<FMA>(e, py[l], a_y[l]);
             }
         }
         for (((&v, &px), &py), l) in rv.iter().zip(rx).zip(ry).zip(0..) {
-            let e = F::exp2_nonpos::<FMA>(F::madd::<FMA>(v, bl, neg_mb));
+            let e = F::exp2_nonpos::<FMA>(F::exp_arg::<FMA>(v, bl, neg_mb));
             a_s[l] += e;
             a_x[l] = F::madd::<FMA>(e, px, a_x[l]);
             a_y[l] = F::madd::<FMA>(e, py, a_y[l]);
@@ -445,17 +461,22 @@ enum Isa {
 }
 
 /// The kernels this process runs, detected once: AVX-512 where the CPU has it (unless
-/// `LANDMARK_SSL_SOFT_ARGMAX_NO_AVX512=1`), else AVX2 + FMA, else the baseline code.
+/// `LANDMARK_SSL_SOFT_ARGMAX_NO_AVX512=1` or `..._NO_AVX2=1`), else AVX2 + FMA (unless
+/// `LANDMARK_SSL_SOFT_ARGMAX_NO_AVX2=1`), else the baseline code.
 fn detect_isa() -> Isa {
     static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
     *ISA.get_or_init(|| {
-        let no512 = std::env::var("LANDMARK_SSL_SOFT_ARGMAX_NO_AVX512").is_ok_and(|v| v == "1");
+        let off = |var: &str| std::env::var(var).is_ok_and(|v| v == "1");
+        // Without AVX2 there is no AVX-512 either: NO_AVX2 leaves the baseline code only.
+        let no2 = off("LANDMARK_SSL_SOFT_ARGMAX_NO_AVX2");
+        let no512 = no2 || off("LANDMARK_SSL_SOFT_ARGMAX_NO_AVX512");
         #[cfg(target_arch = "x86_64")]
         {
             if has_avx512() && !no512 {
                 return Isa::Avx512;
             }
-            if std::arch::is_x86_feature_detected!("avx2")
+            if !no2
+                && std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
                 return Isa::Avx2;
