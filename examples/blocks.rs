@@ -52,15 +52,19 @@ struct Args {
     #[arg(long)]
     epochs: Option<usize>,
     /// Epochs trained with the landmark cost alone before A and ELT join (see below).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = ExperimentConfig::default().costs.warmup_epochs)]
     warmup: usize,
     /// Epochs over which the learning rate then grows linearly back to its full value, as A
     /// and ELT join (see below; 0: no ramp).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = ExperimentConfig::default().schedule.lr_rampup_epochs)]
     lr_rampup: usize,
     /// Restart Adam (moments and step count) when A and ELT join, with `--lr-rampup 1`
     /// (see `schedule.restart_optimizer_at_join`); `--restart-adam false` keeps Adam's state.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(
+        long,
+        default_value_t = ExperimentConfig::default().schedule.restart_optimizer_at_join,
+        action = clap::ArgAction::Set
+    )]
     restart_adam: bool,
     /// Clip each step's gradients to this global L2 norm (`schedule.clip_grad_norm`; 0:
     /// off). Each epoch's line of `log.jsonl` reports the norms (`grad_norm`).

@@ -79,6 +79,10 @@ fn main() -> Result<()> {
     cfg.labels.landmark_fraction = 0.0;
     cfg.labels.attribute_fraction = 1.0;
     cfg.schedule.epochs = args.epochs;
+    // Class labels only: no warm-up, nothing joins, a constant rate from the first step.
+    cfg.costs.warmup_epochs = 0;
+    cfg.schedule.lr_rampup_epochs = 0;
+    cfg.schedule.restart_optimizer_at_join = false;
     cfg.schedule.labelled_per_batch = 0;
     cfg.schedule.adam.lr = args.lr;
     cfg.output.dir = args.out.clone();

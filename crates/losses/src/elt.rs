@@ -52,10 +52,11 @@ pub struct EltConfig {
 }
 
 /// The penalty of one ELT term, as a function of its distance `d` in pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum EltPenalty {
     /// `d^2` (squared pixels), the paper's Eq. 2.
+    #[default]
     Squared,
     /// `d^2` up to `delta` pixels, then `2 delta d - delta^2`: the same value and slope at
     /// `delta`, and a gradient bounded by `2 delta` beyond it, so that a rare large error
@@ -64,12 +65,6 @@ pub enum EltPenalty {
         /// The distance (pixels, > 0) where the penalty turns linear.
         delta: f64,
     },
-}
-
-impl Default for EltPenalty {
-    fn default() -> Self {
-        Self::Squared
-    }
 }
 
 /// The images ELT warps, with how the data pipeline made them.

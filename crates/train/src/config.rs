@@ -209,7 +209,7 @@ impl Default for CostConfig {
             gamma: 0.0,
             attribute_weights: Default::default(),
             elt_transform: landmark_ssl_losses::EltConfig::blocks(),
-            warmup_epochs: 0,
+            warmup_epochs: 8,
         }
     }
 }
@@ -338,14 +338,14 @@ pub struct ScheduleConfig {
 impl Default for ScheduleConfig {
     fn default() -> Self {
         Self {
-            epochs: 30,
+            epochs: 20,
             batch_size: 32,
             labelled_per_batch: 8,
             adam: AdamConfig::default(),
             lr_decay: 1.0,
             patience: 0,
-            lr_rampup_epochs: 0,
-            restart_optimizer_at_join: false,
+            lr_rampup_epochs: 1,
+            restart_optimizer_at_join: true,
             clip_grad_norm: 0.0,
             max_steps_per_epoch: 0,
             max_valid_images: 0,

@@ -26,6 +26,10 @@ fn tiny_experiment(dir: &Path, epochs: usize) -> ExperimentConfig {
         heads: vec![HeadConfig::class("config", 15, &[16], 0.25)],
     }));
     cfg.schedule.epochs = epochs;
+    // Every cost from the first step: these tests are about the loop, not the recipe.
+    cfg.costs.warmup_epochs = 0;
+    cfg.schedule.lr_rampup_epochs = 0;
+    cfg.schedule.restart_optimizer_at_join = false;
     cfg.schedule.batch_size = 12;
     cfg.schedule.labelled_per_batch = 4;
     cfg.schedule.max_steps_per_epoch = 2;
