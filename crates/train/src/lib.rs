@@ -18,11 +18,17 @@ pub mod config;
 mod datasets;
 pub mod draw;
 pub mod error;
+mod evaluation;
 mod formats;
+mod init;
 pub mod io;
 pub mod objective;
+mod plan;
 pub mod progress;
+mod records;
 pub mod report;
+mod seeds;
+mod state;
 pub mod trainer;
 
 pub use adam::{Adam, AdamConfig};

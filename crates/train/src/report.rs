@@ -2,125 +2,20 @@
 //! with the metrics table, prediction overlays (ground truth green, prediction red, a
 //! yellow line between, as in the paper's figures) and the cumulative error curve.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-use serde::{Deserialize, Serialize};
 
 use landmark_ssl_data::{self as data, Dataset, Preprocess};
 use landmark_ssl_metrics as metrics;
 use landmark_ssl_models::ModelConfig;
 
-use crate::config::{EvalConfig, ExperimentConfig};
+use crate::config::ExperimentConfig;
 use crate::draw;
 use crate::error::{Error, Result};
+use crate::evaluation::Predictions;
 use crate::io::{append_line, write_atomic};
-use crate::trainer::Predictions;
 
-/// One epoch in the log.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct EpochRecord {
-    /// 1-based epoch number.
-    pub epoch: usize,
-    /// Learning rate used in the epoch.
-    pub lr: f64,
-    /// Mean of each weighted cost term over the epoch's steps (`landmark`, `elt`,
-    /// `attribute:<head>`, `weight_decay`, `total`).
-    pub train: BTreeMap<String, f64>,
-    /// Validation mean error.
-    pub valid_error: f64,
-    /// Unit of `valid_error`: `px` or `fraction`.
-    pub valid_unit: String,
-    /// Validation accuracy per class head.
-    pub valid_accuracy: BTreeMap<String, f64>,
-    /// Training images per second.
-    pub images_per_sec: f64,
-    /// Seconds the epoch took (training and validation).
-    pub seconds: f64,
-    /// Whether this epoch is the best so far.
-    pub best: bool,
-    /// The global L2 norm of each step's gradients, before any clipping (absent in logs
-    /// written by versions that did not record it).
-    #[serde(default)]
-    pub grad_norm: Option<GradNormStats>,
-}
-
-/// The gradient norms of an epoch's steps.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-pub struct GradNormStats {
-    /// Mean over the steps.
-    pub mean: f64,
-    /// Largest of the steps.
-    pub max: f64,
-    /// Steps whose gradients were scaled down by `schedule.clip_grad_norm`.
-    pub clipped_steps: usize,
-}
-
-/// Errors and accuracies of one split.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Evaluation {
-    /// Images evaluated.
-    pub images: usize,
-    /// Mean per-image error (mean over each image's visible landmarks).
-    pub mean_error: f64,
-    /// Median per-image error.
-    pub median_error: f64,
-    /// `px` (normaliser `Pixels`) or `fraction` (of the normalising length).
-    pub unit: String,
-    /// Mean error of each landmark.
-    pub per_landmark: Vec<f64>,
-    /// Fraction of images whose error exceeds the threshold.
-    pub failure_rate: f64,
-    /// Area under the cumulative error curve up to the threshold, in [0, 1].
-    pub auc: f64,
-    /// The threshold of `failure_rate` and `auc`, in `unit`.
-    pub threshold: f64,
-    /// Accuracy per class head, over the images that have that attribute.
-    pub accuracy: BTreeMap<String, f64>,
-    /// Every image's error, in data-set order of the evaluated images.
-    pub per_image: Vec<f64>,
-}
-
-/// Errors of `p` under `eval`'s normaliser. Images without a visible landmark are skipped.
-pub fn evaluate(p: &Predictions, eval: &EvalConfig) -> Result<Evaluation> {
-    let mut acc = metrics::ErrorAccumulator::new();
-    for ((pred, gt), vis) in p.landmarks.iter().zip(&p.truth).zip(&p.visible) {
-        if !vis.iter().any(|&v| v) {
-            continue;
-        }
-        acc.push(pred, gt, Some(vis), &eval.normalizer)?;
-    }
-    let summary = acc.summary()?;
-    let errors = acc.per_image().to_vec();
-    let mut accuracy = BTreeMap::new();
-    for (head, c) in &p.classes {
-        if c.has_label.iter().any(|&h| h) {
-            accuracy.insert(
-                head.clone(),
-                metrics::accuracy_masked(&c.predicted, &c.truth, &c.has_label)?,
-            );
-        }
-    }
-    Ok(Evaluation {
-        images: errors.len(),
-        mean_error: summary.mean,
-        median_error: summary.median,
-        unit: match eval.normalizer.unit() {
-            metrics::ErrorUnit::Pixels => "px".to_string(),
-            _ => "fraction".to_string(),
-        },
-        per_landmark: summary
-            .per_landmark_mean
-            .iter()
-            .map(|m| m.unwrap_or(f64::NAN))
-            .collect(),
-        failure_rate: metrics::failure_rate(&errors, eval.threshold)?,
-        auc: metrics::auc(&errors, eval.threshold)?,
-        threshold: eval.threshold,
-        accuracy,
-        per_image: errors,
-    })
-}
+pub use crate::evaluation::{evaluate, Evaluation};
+pub use crate::records::{EpochRecord, GradNormStats};
 
 /// Appends one epoch to `log.jsonl` in the output folder.
 pub fn append_epoch(dir: &Path, record: &EpochRecord) -> Result<()> {
@@ -134,13 +29,21 @@ pub fn append_epoch(dir: &Path, record: &EpochRecord) -> Result<()> {
 
 /// Everything the final report needs.
 pub struct ReportInput<'a> {
+    /// The run folder the report, the curve and the overlays go to.
     pub out_dir: &'a Path,
+    /// The experiment.
     pub cfg: &'a ExperimentConfig,
+    /// The model config the experiment's model resolved to.
     pub model_cfg: &'a ModelConfig,
+    /// How many training images kept which labels.
     pub labels: &'a data::LabelSummary,
-    pub history: &'a [crate::report::EpochRecord],
+    /// Every epoch's record.
+    pub history: &'a [EpochRecord],
+    /// The test split's evaluation with the best weights.
     pub test: &'a Evaluation,
+    /// Images in the training split.
     pub train_images: usize,
+    /// The epoch (1-based) whose weights were kept.
     pub best_epoch: usize,
 }
 

@@ -3,6 +3,13 @@
 //! validation split every epoch, keeps the best checkpoint, stops early, and evaluates the
 //! test split once at the end with the best weights.
 //!
+//! This module is the loop; its parts live beside it: the batch plan (`plan.rs`) and the
+//! seeds (`seeds.rs`) described below, the step's objective ([`crate::objective`]),
+//! prediction and evaluation ([`predict`], [`crate::report::evaluate`]), the epoch records
+//! and early stopping (`records.rs`, `state.rs`: [`crate::checkpoint::TrainState`]), the
+//! seeded initial weights ([`reinit_seeded`]), the checkpoints ([`crate::checkpoint`]) and
+//! the report ([`crate::report`]).
+//!
 //! # Batch composition
 //! An epoch has `ceil(N_pool / batch_size)` steps, `N_pool` the number of images that can
 //! contribute a cost (all training images with ELT; those with attribute labels with A but
@@ -24,9 +31,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -36,29 +42,22 @@ use landmark_ssl_losses as losses;
 use landmark_ssl_models::{self as models, HeadKind, LandmarkModel, ModelConfig};
 
 use crate::adam::Adam;
-use crate::checkpoint::{self, TrainState};
+use crate::checkpoint;
 use crate::config::ExperimentConfig;
 use crate::datasets::{build_splits, Splits};
 use crate::error::{Error, Result};
+use crate::evaluation::{evaluate, Evaluation};
+use crate::init::vars_of;
 use crate::objective;
+use crate::plan::epoch_plan;
 use crate::progress::Progress;
-use crate::report::{self, EpochRecord, Evaluation, GradNormStats};
+use crate::records::{EpochRecord, EpochTally};
+use crate::report;
+use crate::seeds::{derive_seed, PURPOSE_DROPOUT, PURPOSE_ELT, PURPOSE_INIT};
+use crate::state::{selection_score, TrainState};
 
-/// Derives an independent seed for one purpose of one step (SplitMix64 finaliser).
-pub(crate) fn derive_seed(seed: u64, purpose: u64, a: u64, b: u64) -> u64 {
-    let mut z = seed
-        ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ a.wrapping_mul(0xBF58_476D_1CE4_E5B9)
-        ^ b.wrapping_mul(0x94D0_49BB_1331_11EB);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-const PURPOSE_ORDER: u64 = 1;
-const PURPOSE_ELT: u64 = 2;
-const PURPOSE_INIT: u64 = 3;
-const PURPOSE_DROPOUT: u64 = 4;
+pub use crate::evaluation::{predict, ClassPredictions, Predictions};
+pub use crate::init::reinit_seeded;
 
 /// What a finished run gives back.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -236,72 +235,6 @@ impl Trainer {
         Ok(())
     }
 
-    /// The index lists of every step of `epoch` (see the module docs).
-    fn epoch_plan(&self, epoch: usize) -> Vec<Vec<usize>> {
-        let train = &self.splits.train;
-        let costs = &self.cfg.costs.active(epoch);
-        let mut rng =
-            ChaCha8Rng::seed_from_u64(derive_seed(self.cfg.seed, PURPOSE_ORDER, epoch as u64, 0));
-        let mut labelled: Vec<usize> = (0..train.len())
-            .filter(|&i| train.samples[i].has_landmarks)
-            .collect();
-        let pool: Vec<usize> = if costs.elt {
-            (0..train.len()).collect()
-        } else if costs.attribute {
-            (0..train.len())
-                .filter(|&i| train.samples[i].has_attributes)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let b = self.cfg.schedule.batch_size;
-        let uses_landmarks = costs.landmark && !labelled.is_empty();
-        let n_lab = if !uses_landmarks {
-            0
-        } else if pool.is_empty() {
-            b
-        } else {
-            self.cfg.schedule.labelled_per_batch.min(b)
-        };
-        let rest = b - n_lab;
-        let steps = if rest > 0 && !pool.is_empty() {
-            pool.len().div_ceil(rest)
-        } else {
-            train.len().div_ceil(b).max(1)
-        };
-        let steps = match self.cfg.schedule.max_steps_per_epoch {
-            0 => steps,
-            cap => steps.min(cap),
-        };
-        labelled.shuffle(&mut rng);
-        let mut pool_order = pool.clone();
-        pool_order.shuffle(&mut rng);
-        let (mut li, mut pi) = (0usize, 0usize);
-        let mut plan = Vec::with_capacity(steps);
-        for _ in 0..steps {
-            let mut idx = Vec::with_capacity(b);
-            for _ in 0..n_lab {
-                if li == labelled.len() {
-                    labelled.shuffle(&mut rng);
-                    li = 0;
-                }
-                idx.push(labelled[li]);
-                li += 1;
-            }
-            for _ in 0..rest {
-                if pool_order.is_empty() || pi == pool_order.len() {
-                    break;
-                }
-                idx.push(pool_order[pi]);
-                pi += 1;
-            }
-            if !idx.is_empty() {
-                plan.push(idx);
-            }
-        }
-        plan
-    }
-
     /// Prepares the batches of a plan on a background thread, a few steps ahead.
     fn prefetch(&self, plan: Vec<Vec<usize>>, epoch: usize) -> Receiver<Result<Batch>> {
         let (tx, rx) = sync_channel(3);
@@ -390,15 +323,14 @@ impl Trainer {
                 self.adam.restart()?;
             }
             let epoch_start = Instant::now();
-            let plan = self.epoch_plan(epoch);
+            let plan = epoch_plan(&self.cfg, &self.splits.train, epoch);
             let n_steps = plan.len();
             let n_images: usize = plan.iter().map(Vec::len).sum();
             let rx = self.prefetch(plan, epoch);
             let mut progress =
                 Progress::new(self.cfg.output.progress, epoch + 1, total_epochs, n_steps);
-            let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+            let mut tally = EpochTally::default();
             let mut images_done = 0usize;
-            let (mut norms, mut clipped_steps) = (Vec::with_capacity(n_steps), 0usize);
             for step in 0..n_steps {
                 let batch = rx.recv().map_err(|_| Error::InvalidSetting {
                     field: "data".into(),
@@ -407,19 +339,10 @@ impl Trainer {
                 let ramp = self.cfg.lr_rampup_factor(epoch, step, n_steps);
                 self.adam.set_learning_rate(self.state.lr * ramp);
                 let outcome = self.step(&batch, epoch, step)?;
-                let values = outcome.costs;
-                for (k, v) in &values {
-                    let e = sums.entry(k.clone()).or_insert((0.0, 0));
-                    e.0 += v;
-                    e.1 += 1;
-                }
-                if let Some((norm, clipped)) = outcome.grad_norm {
-                    norms.push(norm);
-                    clipped_steps += usize::from(clipped);
-                }
+                tally.add_step(&outcome.costs, outcome.grad_norm);
                 images_done += batch.len();
                 let rate = images_done as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9);
-                progress.update(step + 1, &values, rate);
+                progress.update(step + 1, &outcome.costs, rate);
             }
             let train_seconds = epoch_start.elapsed().as_secs_f64();
             let valid = self.evaluate_split(
@@ -430,41 +353,21 @@ impl Trainer {
                 "valid error {:.4} {}",
                 valid.mean_error, valid.unit
             ));
-            let means: BTreeMap<String, f64> = sums
-                .into_iter()
-                .map(|(k, (s, n))| (k, s / n.max(1) as f64))
-                .collect();
-            self.state.epoch += 1;
-            let score = self.selection_score(&valid);
-            let improved = score < self.state.best_valid;
-            if improved {
-                self.state.best_valid = score;
-                self.state.best_epoch = self.state.epoch;
-                self.state.since_best = 0;
-            } else {
-                self.state.since_best += 1;
-            }
+            let improved = self.state.count_epoch(selection_score(&self.cfg, &valid));
             let record = EpochRecord {
                 epoch: self.state.epoch,
                 lr: self.adam.learning_rate(),
-                train: means,
+                train: tally.means(),
                 valid_error: valid.mean_error,
                 valid_unit: valid.unit.clone(),
                 valid_accuracy: valid.accuracy.clone(),
                 images_per_sec: n_images as f64 / train_seconds.max(1e-9),
                 seconds: epoch_start.elapsed().as_secs_f64(),
                 best: improved,
-                grad_norm: (!norms.is_empty()).then(|| GradNormStats {
-                    mean: norms.iter().sum::<f64>() / norms.len() as f64,
-                    max: norms.iter().copied().fold(0.0, f64::max),
-                    clipped_steps,
-                }),
+                grad_norm: tally.grad_norm(),
             };
-            self.state.history.push(record.clone());
-            let patience = self.cfg.schedule.patience;
-            if patience > 0 && self.state.since_best >= patience {
-                self.state.stopped_early = true;
-            }
+            self.state
+                .push_record(record.clone(), self.cfg.schedule.patience);
             self.state.lr *= self.cfg.schedule.lr_decay;
             self.adam.set_learning_rate(self.state.lr);
             self.state.seconds += epoch_start.elapsed().as_secs_f64();
@@ -485,23 +388,12 @@ impl Trainer {
         self.finish(started)
     }
 
-    /// The validation score the best checkpoint is chosen by (lower is better): the mean
-    /// landmark error, or, when the landmark cost is off (the paper's Shapes: class labels
-    /// only, landmarks never labelled), one minus the mean class accuracy.
-    fn selection_score(&self, valid: &Evaluation) -> f64 {
-        if self.cfg.costs.landmark || valid.accuracy.is_empty() {
-            valid.mean_error
-        } else {
-            1.0 - valid.accuracy.values().sum::<f64>() / valid.accuracy.len() as f64
-        }
-    }
-
     /// Loads the best weights, evaluates the test split once, writes the report.
     fn finish(&mut self, started: Instant) -> Result<Outcome> {
         checkpoint::load_best(&self.out_dir, &self.varmap)?;
         let test_ds = self.splits.test.clone();
         let predictions = self.predict_split(&test_ds, 0)?;
-        let test = report::evaluate(&predictions, &self.cfg.eval)?;
+        let test = evaluate(&predictions, &self.cfg.eval)?;
         report::write_overlays(
             &self.out_dir,
             &test_ds,
@@ -544,142 +436,8 @@ impl Trainer {
     /// Errors and attribute accuracies of the current weights on a split.
     pub fn evaluate_split(&self, ds: &Dataset, max: usize) -> Result<Evaluation> {
         let p = self.predict_split(ds, max)?;
-        report::evaluate(&p, &self.cfg.eval)
+        evaluate(&p, &self.cfg.eval)
     }
-}
-
-/// One class head's predictions over a split: predicted class, true class, and whether
-/// the image has that attribute at all.
-#[derive(Debug, Clone, Default)]
-pub struct ClassPredictions {
-    pub predicted: Vec<usize>,
-    pub truth: Vec<usize>,
-    pub has_label: Vec<bool>,
-}
-
-/// A split's predictions in crop pixels, with the ground truth.
-#[derive(Debug, Clone, Default)]
-pub struct Predictions {
-    /// Data-set index of each image.
-    pub indices: Vec<usize>,
-    /// Predicted landmarks per image, (x, y) crop pixels.
-    pub landmarks: Vec<Vec<[f64; 2]>>,
-    /// Ground-truth landmarks per image, crop pixels.
-    pub truth: Vec<Vec<[f64; 2]>>,
-    /// Ground-truth visibility per image.
-    pub visible: Vec<Vec<bool>>,
-    /// Class predictions and truth per head.
-    pub classes: BTreeMap<String, ClassPredictions>,
-}
-
-/// Runs `model` over a data set in batches (no augmentation, no dropout).
-pub fn predict(
-    model: &LandmarkModel,
-    ds: &Dataset,
-    pre: &Preprocess,
-    batch_size: usize,
-    max: usize,
-    device: &Device,
-) -> Result<Predictions> {
-    let n = if max == 0 {
-        ds.len()
-    } else {
-        ds.len().min(max)
-    };
-    let loader = BatchLoader::new(
-        std::sync::Arc::new(ds.clone()),
-        LoaderConfig::new(batch_size, *pre, 0),
-    )?;
-    let mut p = Predictions::default();
-    let indices: Vec<usize> = (0..n).collect();
-    for chunk in indices.chunks(batch_size.max(1)) {
-        let batch = loader.batch(chunk, 0, device)?;
-        let out = model.forward_t(&batch.images, false)?;
-        let pred = out.landmarks.to_dtype(DType::F32)?.to_vec3::<f32>()?;
-        let gt = batch.landmarks.to_vec3::<f32>()?;
-        let vis = batch.visible.to_vec2::<f32>()?;
-        for i in 0..chunk.len() {
-            p.indices.push(chunk[i]);
-            p.landmarks
-                .push(pred[i].iter().map(|q| [q[0] as f64, q[1] as f64]).collect());
-            p.truth
-                .push(gt[i].iter().map(|q| [q[0] as f64, q[1] as f64]).collect());
-            p.visible.push(vis[i].iter().map(|&v| v >= 0.5).collect());
-        }
-        for head in model.config().heads() {
-            if !matches!(head.kind, HeadKind::Class { .. }) {
-                continue;
-            }
-            let (Some(logits), Some((labels, _))) = (
-                out.attributes.get(&head.name),
-                batch.classes.get(&head.name),
-            ) else {
-                continue;
-            };
-            let predicted = logits.argmax(1)?.to_vec1::<u32>()?;
-            let truth = labels.to_vec1::<u32>()?;
-            let e = p.classes.entry(head.name.clone()).or_default();
-            for (i, (&pr, &tr)) in predicted.iter().zip(&truth).enumerate() {
-                // Evaluation uses the ground truth of every image, whatever the training
-                // flags say; a sample without this attribute has no label at all.
-                let has = ds.samples[chunk[i]].classes.contains_key(&head.name);
-                e.predicted.push(pr as usize);
-                e.truth.push(tr as usize);
-                e.has_label.push(has);
-            }
-        }
-    }
-    Ok(p)
-}
-
-fn vars_of(vm: &VarMap) -> Result<std::collections::HashMap<String, candle_core::Var>> {
-    let data = vm.data().lock().map_err(|_| Error::Checkpoint {
-        what: "the VarMap's lock is poisoned".into(),
-    })?;
-    Ok(data.clone())
-}
-
-/// Redraws every variable from a seeded generator with candle-nn's default distributions
-/// (weights: Kaiming normal, std sqrt(2 / fan_in); biases: uniform in +-1/sqrt(fan_in) of
-/// their layer's weight), because candle's CPU generator cannot be seeded.
-pub fn reinit_seeded(vm: &VarMap, seed: u64) -> Result<()> {
-    use rand_distr::{Distribution, Normal, Uniform};
-    let vars = vars_of(vm)?;
-    let names: std::collections::BTreeSet<&String> = vars.keys().collect();
-    let fan_in = |name: &str| -> Option<usize> {
-        let w = vars.get(name)?;
-        let d = w.dims();
-        (d.len() >= 2).then(|| d[1..].iter().product())
-    };
-    for (i, name) in names.into_iter().enumerate() {
-        let var = &vars[name];
-        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, PURPOSE_INIT, i as u64, 0));
-        let n = var.elem_count();
-        let dims = var.dims().to_vec();
-        let values: Vec<f32> = if dims.len() >= 2 {
-            let fan: usize = dims[1..].iter().product();
-            let std = (2.0 / fan.max(1) as f64).sqrt();
-            let normal = Normal::new(0.0, std).map_err(|e| Error::InvalidSetting {
-                field: name.clone(),
-                reason: e.to_string(),
-            })?;
-            (0..n).map(|_| normal.sample(&mut rng) as f32).collect()
-        } else if let Some(stem) = name.strip_suffix("bias") {
-            let fan = fan_in(&format!("{stem}weight")).unwrap_or(n);
-            let bound = 1.0 / (fan.max(1) as f64).sqrt();
-            let uni = Uniform::new_inclusive(-bound, bound).map_err(|e| Error::InvalidSetting {
-                field: name.clone(),
-                reason: e.to_string(),
-            })?;
-            (0..n).map(|_| uni.sample(&mut rng) as f32).collect()
-        } else {
-            // Other vectors (none in the zoo today) keep their initial values.
-            continue;
-        };
-        let t = Tensor::from_vec(values, dims, var.device())?.to_dtype(var.dtype())?;
-        var.set(&t)?;
-    }
-    Ok(())
 }
 
 fn preprocess_for(cfg: &ExperimentConfig, size: usize) -> Preprocess {
