@@ -30,12 +30,19 @@ pub struct ExperimentConfig {
     pub name: String,
     /// Seed for every random choice (splits, sampling, augmentation, ELT, init, dropout).
     pub seed: u64,
+    /// `[data]`: the data set, its splits, the crop and the jitter.
     pub data: DataConfig,
+    /// `[model]`: the network (a preset of the model zoo, or a whole config).
     pub model: ModelChoice,
+    /// `[labels]`: which training images keep landmark and attribute labels.
     pub labels: LabelConfig,
+    /// `[costs]`: the terms of the objective, their weights and when they join.
     pub costs: CostConfig,
+    /// `[schedule]`: epochs, batches, the optimiser and early stopping.
     pub schedule: ScheduleConfig,
+    /// `[eval]`: how errors are measured.
     pub eval: EvalConfig,
+    /// `[output]`: the run folder, progress bars and overlays.
     pub output: OutputConfig,
 }
 
@@ -444,106 +451,4 @@ impl ExperimentConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use approx::assert_relative_eq;
-
-    #[test]
-    fn costs_join_only_where_a_warm_up_ends_and_something_joins() {
-        let mut c = CostConfig {
-            warmup_epochs: 3,
-            ..Default::default()
-        };
-        assert!(c.landmark && (c.attribute || c.elt));
-        let joins: Vec<usize> = (0..6).filter(|&e| c.joins_at(e)).collect();
-        assert_eq!(joins, [3]);
-        // L alone: nothing joins.
-        c.attribute = false;
-        c.elt = false;
-        assert!((0..6).all(|e| !c.joins_at(e)));
-        // No warm-up: A and ELT are on from the first step.
-        let c = CostConfig {
-            warmup_epochs: 0,
-            ..Default::default()
-        };
-        assert!((0..6).all(|e| !c.joins_at(e)));
-    }
-
-    #[test]
-    fn smallest_file_takes_documented_defaults() {
-        let cfg: ExperimentConfig = toml::from_str("[data]\nkind = \"blocks\"\n").unwrap();
-        assert_eq!(cfg.labels.landmark_fraction, 0.05);
-        assert_eq!(cfg.model.preset, "seqmt-blocks");
-        assert_eq!(cfg.costs.label(), "L+ELT+A");
-        cfg.validate().unwrap();
-    }
-
-    #[test]
-    fn unknown_field_and_bad_ranges_are_named() {
-        let err =
-            toml::from_str::<ExperimentConfig>("[labels]\nlandmark_fractoin = 0.1\n").unwrap_err();
-        assert!(err.to_string().contains("landmark_fractoin"), "{err}");
-        let mut cfg = ExperimentConfig::default();
-        cfg.labels.landmark_fraction = 1.5;
-        let err = cfg.validate().unwrap_err().to_string();
-        assert!(err.contains("labels.landmark_fraction"), "{err}");
-    }
-
-    #[test]
-    fn warmup_keeps_only_the_landmark_cost() {
-        let mut c = CostConfig {
-            warmup_epochs: 2,
-            ..Default::default()
-        };
-        assert_eq!(c.active(0).label(), "L");
-        assert_eq!(c.active(1).label(), "L");
-        assert_eq!(c.active(2).label(), "L+ELT+A");
-        // Without the landmark cost there is nothing to warm up with.
-        c.set_from_label("A").unwrap();
-        assert_eq!(c.active(0).label(), "A");
-    }
-
-    #[test]
-    fn lr_rampup_grows_linearly_from_the_join() {
-        let mut cfg = ExperimentConfig::default();
-        cfg.costs.warmup_epochs = 2;
-        cfg.schedule.lr_rampup_epochs = 2;
-        let steps = 10;
-        // Before the join: the scheduled rate.
-        assert_eq!(cfg.lr_rampup_factor(0, 0, steps), 1.0);
-        assert_eq!(cfg.lr_rampup_factor(1, 9, steps), 1.0);
-        // The ramp: 20 steps from 1/20 to 1, rising at every step.
-        assert_relative_eq!(cfg.lr_rampup_factor(2, 0, steps), 1.0 / 20.0);
-        assert_relative_eq!(cfg.lr_rampup_factor(2, 9, steps), 0.5);
-        assert_relative_eq!(cfg.lr_rampup_factor(3, 4, steps), 15.0 / 20.0);
-        assert_eq!(cfg.lr_rampup_factor(3, 9, steps), 1.0);
-        assert_eq!(cfg.lr_rampup_factor(9, 0, steps), 1.0);
-        let mut last = 0.0;
-        for e in 2..4 {
-            for s in 0..steps {
-                let f = cfg.lr_rampup_factor(e, s, steps);
-                assert!(f > last && f <= 1.0, "epoch {e} step {s}: {f} after {last}");
-                last = f;
-            }
-        }
-        // The landmark cost alone: nothing joins after the warm-up, so no ramp.
-        cfg.costs.set_from_label("L").unwrap();
-        assert_eq!(cfg.lr_rampup_factor(2, 0, steps), 1.0);
-        assert_eq!(cfg.lr_rampup_factor(0, 0, steps), 1.0);
-        // Without the landmark cost nothing is warmed up: the ramp starts at once.
-        cfg.costs.set_from_label("A").unwrap();
-        assert_relative_eq!(cfg.lr_rampup_factor(0, 0, steps), 1.0 / 20.0);
-        cfg.schedule.lr_rampup_epochs = 0;
-        assert_eq!(cfg.lr_rampup_factor(2, 0, steps), 1.0);
-    }
-
-    #[test]
-    fn cost_labels_round_trip() {
-        let mut c = CostConfig::default();
-        for label in ["L", "L+A", "L+ELT", "L+ELT+A"] {
-            c.set_from_label(label).unwrap();
-            assert_eq!(c.label(), label);
-        }
-        assert!(c.set_from_label("L+XYZ").is_err());
-    }
-}
+mod tests;

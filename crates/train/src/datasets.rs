@@ -11,8 +11,11 @@ use crate::error::{Error, Result};
 /// flags (`has_landmarks`, `has_attributes`).
 #[derive(Debug, Clone)]
 pub struct Splits {
+    /// The training split, with its label flags.
     pub train: Arc<Dataset>,
+    /// The validation split (every label kept), which chooses the best epoch.
     pub valid: Arc<Dataset>,
+    /// The test split (every label kept), evaluated once at the end.
     pub test: Arc<Dataset>,
     /// How many training images kept which labels.
     pub labels: data::LabelSummary,

@@ -178,7 +178,8 @@ fn glyph(ch: char) -> [u8; 5] {
     }
 }
 
-/// Draws text made of [`glyph`]s at (x, y), each glyph pixel `px` image pixels wide.
+/// Draws text in 3x5 bitmap glyphs (digits, `.` and `%`; other characters are blank) at
+/// (x, y), each glyph pixel `px` image pixels wide.
 pub fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, px: i64, c: Rgb<u8>) {
     for (i, ch) in text.chars().enumerate() {
         let g = glyph(ch);

@@ -12,6 +12,8 @@
 //! # Ok::<(), landmark_ssl_train::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod adam;
 pub mod checkpoint;
 pub mod config;
