@@ -24,7 +24,7 @@
 #[path = "support/jemalloc.rs"]
 mod jemalloc;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -133,6 +133,7 @@ fn paper_error(costs: &str, labelled: f64) -> Option<f64> {
         .and_then(|i| row[i])
 }
 
+/// One run's result, as `--json` writes it.
 #[derive(serde::Serialize)]
 struct Run {
     model: String,
@@ -151,6 +152,29 @@ struct Run {
 fn main() -> Result<()> {
     let args = Args::parse();
     let epochs = args.epochs.unwrap_or(if args.full { 100 } else { 20 });
+    check_args(&args, epochs)?;
+    print_plan(&args, epochs);
+    let mut runs = Vec::new();
+    let started = Instant::now();
+    for &labelled in &args.labelled {
+        for costs in &args.costs {
+            for seed in 0..args.seeds {
+                let cfg = run_config(&args, epochs, costs, labelled, seed)?;
+                runs.push(train_run(&args, cfg, labelled, seed)?);
+            }
+        }
+    }
+    print_table(&args, &runs)?;
+    println!("total time {:.0} s", started.elapsed().as_secs_f64());
+    if let Some(path) = &args.json {
+        write_json(path, &runs)?;
+    }
+    Ok(())
+}
+
+/// Refuses settings that cannot run: fractions outside (0, 1], no seed or epoch, and data
+/// sizes past the library's limit.
+fn check_args(args: &Args, epochs: usize) -> Result<()> {
     if args
         .labelled
         .iter()
@@ -174,6 +198,11 @@ fn main() -> Result<()> {
             "--train-images and --eval-images must be at least 1 and at most {limit} in all (train + 2 x eval)"
         );
     }
+    Ok(())
+}
+
+/// The first line: the data sizes and the schedule.
+fn print_plan(args: &Args, epochs: usize) {
     println!(
         "Blocks: {} training, {} validation, {} test images; {} epochs{}.",
         args.train_images,
@@ -186,99 +215,112 @@ fn main() -> Result<()> {
             " (a shorter schedule than the paper's, to finish in about 15 minutes on 2 cores; --full for the long one)"
         }
     );
-    let mut runs = Vec::new();
-    let started = Instant::now();
-    for &labelled in &args.labelled {
-        for costs in &args.costs {
-            for seed in 0..args.seeds {
-                let mut cfg = ExperimentConfig::default();
-                cfg.costs.set_from_label(costs)?;
-                let costs = cfg.costs.label();
-                cfg.name = format!(
-                    "seqmt-blocks {costs} {:.0}% labels seed {seed}",
-                    labelled * 100.0
-                );
-                cfg.seed = seed;
-                cfg.data.kind = "blocks".into();
-                cfg.data.generated_sizes = [args.train_images, args.eval_images, args.eval_images];
-                cfg.labels.landmark_fraction = labelled;
-                cfg.labels.attribute_fraction = 1.0;
-                cfg.schedule.epochs = epochs;
-                cfg.costs.warmup_epochs = args.warmup;
-                cfg.schedule.lr_rampup_epochs = args.lr_rampup;
-                cfg.schedule.restart_optimizer_at_join = args.restart_adam;
-                cfg.schedule.clip_grad_norm = args.clip_grad_norm;
-                cfg.schedule.patience = if args.full { 15 } else { 0 };
-                cfg.output.progress = !args.quiet;
-                cfg.output.dir = args.out.join(format!(
-                    "{}-{:.0}pct-seed{seed}",
-                    costs.replace('+', "_"),
-                    labelled * 100.0
-                ));
-                if !args.resume && cfg.output.dir.join("state.json").exists() {
-                    std::fs::remove_dir_all(&cfg.output.dir).with_context(|| {
-                        format!("removing the earlier run {}", cfg.output.dir.display())
-                    })?;
-                }
-                println!(
-                    "\n== Seq-MT ({costs}), {:.0}% landmark labels, seed {seed}",
-                    labelled * 100.0
-                );
-                let mut trainer = Trainer::new(cfg.clone())?;
-                let s = &trainer.splits().labels;
-                println!(
-                    "{} training images with landmark labels ({} per class), {} with class labels",
-                    s.with_landmarks,
-                    s.landmarks_per_class
-                        .iter()
-                        .map(|c| c.to_string())
-                        .collect::<Vec<_>>()
-                        .join("/"),
-                    s.with_attributes
-                );
-                let outcome = trainer.run()?;
-                // The classifier is trained only with the A cost; without it its accuracy
-                // means nothing and is not reported.
-                let acc = if cfg.costs.attribute {
-                    outcome.test.accuracy.get("config").copied()
-                } else {
-                    None
-                };
-                println!(
-                    "test error {:.2} px (paper {}), class accuracy {}, best epoch {}/{}, {:.0} s; report {}",
-                    outcome.test.mean_error,
-                    paper_error(&costs, labelled).map_or("-".to_string(), |p| format!("{p:.2}")),
-                    acc.map_or("-".to_string(), |a| format!("{:.1}%", a * 100.0)),
-                    outcome.best_epoch,
-                    outcome.epochs,
-                    outcome.seconds,
-                    outcome.report.display()
-                );
-                if (cfg.costs.attribute || cfg.costs.elt)
-                    && args.warmup > 0
-                    && outcome.best_epoch <= args.warmup
-                {
-                    println!(
-                        "note: the best validation epoch ({}) is in the landmark-only warm-up, so A and ELT did not improve on it in this run: see docs/experiments/blocks.md",
-                        outcome.best_epoch
-                    );
-                }
-                runs.push(Run {
-                    model: "seq-mt".into(),
-                    costs: costs.clone(),
-                    labelled,
-                    seed,
-                    test_error_px: outcome.test.mean_error,
-                    test_accuracy: acc,
-                    paper_error_px: paper_error(&costs, labelled),
-                    epochs: outcome.epochs,
-                    best_epoch: outcome.best_epoch,
-                    seconds: outcome.seconds,
-                    report: outcome.report,
-                });
-            }
-        }
+}
+
+/// The experiment of one run: the Blocks recipe with the flags' settings, the costs
+/// `costs`, a fraction `labelled` of landmark labels and the seed `seed`.
+fn run_config(
+    args: &Args,
+    epochs: usize,
+    costs: &str,
+    labelled: f64,
+    seed: u64,
+) -> Result<ExperimentConfig> {
+    let mut cfg = ExperimentConfig::default();
+    cfg.costs.set_from_label(costs)?;
+    let costs = cfg.costs.label();
+    cfg.name = format!(
+        "seqmt-blocks {costs} {:.0}% labels seed {seed}",
+        labelled * 100.0
+    );
+    cfg.seed = seed;
+    cfg.data.kind = "blocks".into();
+    cfg.data.generated_sizes = [args.train_images, args.eval_images, args.eval_images];
+    cfg.labels.landmark_fraction = labelled;
+    cfg.labels.attribute_fraction = 1.0;
+    cfg.schedule.epochs = epochs;
+    cfg.costs.warmup_epochs = args.warmup;
+    cfg.schedule.lr_rampup_epochs = args.lr_rampup;
+    cfg.schedule.restart_optimizer_at_join = args.restart_adam;
+    cfg.schedule.clip_grad_norm = args.clip_grad_norm;
+    cfg.schedule.patience = if args.full { 15 } else { 0 };
+    cfg.output.progress = !args.quiet;
+    cfg.output.dir = args.out.join(format!(
+        "{}-{:.0}pct-seed{seed}",
+        costs.replace('+', "_"),
+        labelled * 100.0
+    ));
+    Ok(cfg)
+}
+
+/// Trains one run (after removing an earlier run in its folder unless `--resume`), prints
+/// its labels and its result beside the paper's.
+fn train_run(args: &Args, cfg: ExperimentConfig, labelled: f64, seed: u64) -> Result<Run> {
+    let costs = cfg.costs.label();
+    if !args.resume && cfg.output.dir.join("state.json").exists() {
+        std::fs::remove_dir_all(&cfg.output.dir)
+            .with_context(|| format!("removing the earlier run {}", cfg.output.dir.display()))?;
     }
+    println!(
+        "\n== Seq-MT ({costs}), {:.0}% landmark labels, seed {seed}",
+        labelled * 100.0
+    );
+    let mut trainer = Trainer::new(cfg.clone())?;
+    let s = &trainer.splits().labels;
+    println!(
+        "{} training images with landmark labels ({} per class), {} with class labels",
+        s.with_landmarks,
+        s.landmarks_per_class
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join("/"),
+        s.with_attributes
+    );
+    let outcome = trainer.run()?;
+    // The classifier is trained only with the A cost; without it its accuracy means
+    // nothing and is not reported.
+    let acc = if cfg.costs.attribute {
+        outcome.test.accuracy.get("config").copied()
+    } else {
+        None
+    };
+    println!(
+        "test error {:.2} px (paper {}), class accuracy {}, best epoch {}/{}, {:.0} s; report {}",
+        outcome.test.mean_error,
+        paper_error(&costs, labelled).map_or("-".to_string(), |p| format!("{p:.2}")),
+        acc.map_or("-".to_string(), |a| format!("{:.1}%", a * 100.0)),
+        outcome.best_epoch,
+        outcome.epochs,
+        outcome.seconds,
+        outcome.report.display()
+    );
+    if (cfg.costs.attribute || cfg.costs.elt)
+        && args.warmup > 0
+        && outcome.best_epoch <= args.warmup
+    {
+        println!(
+            "note: the best validation epoch ({}) is in the landmark-only warm-up, so A and ELT did not improve on it in this run: see docs/experiments/blocks.md",
+            outcome.best_epoch
+        );
+    }
+    Ok(Run {
+        model: "seq-mt".into(),
+        costs: costs.clone(),
+        labelled,
+        seed,
+        test_error_px: outcome.test.mean_error,
+        test_accuracy: acc,
+        paper_error_px: paper_error(&costs, labelled),
+        epochs: outcome.epochs,
+        best_epoch: outcome.best_epoch,
+        seconds: outcome.seconds,
+        report: outcome.report,
+    })
+}
+
+/// The summary table: each setting's mean test error over its seeds beside the paper's.
+fn print_table(args: &Args, runs: &[Run]) -> Result<()> {
     println!("\nSeq-MT on Blocks, test error in pixels (mean over seeds):");
     println!("| costs | labelled | ours | paper | runs |");
     println!("|---|---|---|---|---|");
@@ -300,13 +342,15 @@ fn main() -> Result<()> {
             );
         }
     }
-    println!("total time {:.0} s", started.elapsed().as_secs_f64());
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&serde_json::json!({ "runs": runs }))?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-        println!("results written to {}", path.display());
-    }
+    Ok(())
+}
+
+/// Writes every run to `path` as JSON (a temporary file, then renamed).
+fn write_json(path: &Path, runs: &[Run]) -> Result<()> {
+    let text = serde_json::to_string_pretty(&serde_json::json!({ "runs": runs }))?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    println!("results written to {}", path.display());
     Ok(())
 }
