@@ -156,7 +156,7 @@ pub enum Error {
         /// The data set (directory or list file).
         what: String,
         /// Each bad entry and its error, in reading order.
-        skipped: Vec<crate::formats::Skipped>,
+        skipped: Vec<Skipped>,
     },
     /// The background batch producer stopped unexpectedly.
     #[error("batch producer failed: {0}")]
@@ -167,7 +167,7 @@ pub enum Error {
 }
 
 /// The message of [`Error::NothingLoaded`]: the first errors, one a line.
-fn nothing_loaded(what: &str, skipped: &[crate::formats::Skipped]) -> String {
+fn nothing_loaded(what: &str, skipped: &[Skipped]) -> String {
     const SHOWN: usize = 20;
     let mut m = format!(
         "no sample of {what} could be loaded: all {} entries are bad:",
@@ -180,6 +180,15 @@ fn nothing_loaded(what: &str, skipped: &[crate::formats::Skipped]) -> String {
         m.push_str(&format!("\n  ... and {} more", skipped.len() - SHOWN));
     }
     m
+}
+
+/// A sample that was skipped, and why.
+#[derive(Debug)]
+pub struct Skipped {
+    /// The annotation file (or list file).
+    pub path: PathBuf,
+    /// The error (names the file and line).
+    pub error: Error,
 }
 
 /// Result alias of the data crate.

@@ -15,7 +15,58 @@ use image::{DynamicImage, ImageBuffer, ImageDecoder, ImageFormat, ImageReader};
 
 use crate::error::{Error, Result};
 use crate::limits::{read_bytes, Limits};
-use crate::sample::GreyImage;
+
+/// A grey 8-bit image held in memory, row-major, `height * width` bytes (0 = black,
+/// 255 = white).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GreyImage {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Row-major pixels, `pixels[y * width + x]`.
+    pub pixels: Arc<[u8]>,
+}
+
+impl GreyImage {
+    /// Wraps `pixels` (row-major, `height * width`).
+    ///
+    /// Errors with [`Error::InvalidArgument`] when the length does not match or a side is 0.
+    pub fn new(width: usize, height: usize, pixels: Vec<u8>) -> Result<Self> {
+        if width == 0 || height == 0 || pixels.len() != width * height {
+            return Err(Error::arg(
+                "pixels",
+                format!("{} bytes for a {width}x{height} image", pixels.len()),
+            ));
+        }
+        Ok(GreyImage {
+            width,
+            height,
+            pixels: pixels.into(),
+        })
+    }
+
+    /// Pixels as f32 in [0, 1] (value / 255), row-major `(H, W)`.
+    pub fn to_f32(&self) -> Vec<f32> {
+        self.pixels.iter().map(|&v| v as f32 / 255.0).collect()
+    }
+
+    /// Reads an image file through the `image` crate and converts it to grey (luma,
+    /// as the `image` crate's `to_luma8` computes it), within the default [`Limits`]: see
+    /// [`GreyImage::open_with_limits`].
+    pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with_limits(path, &Limits::default())
+    }
+
+    /// Reads an image file and converts it to grey, after checking its size against
+    /// `limits` and that the file is complete ([`decode_file`]).
+    ///
+    /// Errors: [`Error::Io`], [`Error::Image`] (unknown format, decoding failed),
+    /// [`Error::Limit`] (too large), [`Error::CorruptImage`] (truncated).
+    pub fn open_with_limits(path: &Path, limits: &Limits) -> Result<Self> {
+        decode_file(path, limits)
+    }
+}
 
 /// Reads an image file's header and checks it: a known format, a size within `limits`,
 /// and a complete file. Returns `(width, height)`. `annotation` and `line` name the entry

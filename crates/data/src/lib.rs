@@ -35,6 +35,7 @@
 
 pub mod batch;
 pub mod blocks;
+pub mod crop;
 pub mod error;
 pub mod formats;
 pub mod image_file;
@@ -49,12 +50,14 @@ pub mod shapes;
 pub mod split;
 
 pub use batch::Batch;
-pub use error::{Error, Result};
-pub use formats::{LoadOptions, LoadReport, Skipped};
+pub use crop::CropMode;
+pub use error::{Error, Result, Skipped};
+pub use formats::{LoadOptions, LoadReport};
+pub use image_file::GreyImage;
 pub use landmark_ssl_ops::Affine2;
 pub use layout::Layout;
 pub use limits::Limits;
 pub use loader::{BatchLoader, EpochIter, LoaderConfig};
-pub use prepare::{prepare, Augment, CropMode, Jitter, Occlusion, PreparedSample, Preprocess};
-pub use sample::{Dataset, DatasetMeta, GreyImage, ImageSource, Sample};
+pub use prepare::{prepare, Augment, Jitter, Occlusion, PreparedSample, Preprocess};
+pub use sample::{Dataset, DatasetMeta, ImageSource, Sample};
 pub use split::{semi_supervised, semi_supervised_by, LabelSummary};

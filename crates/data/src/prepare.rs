@@ -2,10 +2,7 @@
 //! per-epoch jitter, all as one affine map from original pixels to crop pixels.
 //!
 //! # The crop
-//! * **Centre and side.** [`CropMode::Whole`]: the image's centre, side = max(W, H) (the
-//!   synthetic sets, already at model size). [`CropMode::Object`]: from the sample's box
-//!   (centre of the box, side = max(box width, box height) x `box_scale`), else from the
-//!   visible landmarks' extent (side = max(extent) x `landmark_scale`), else the whole image.
+//! * **Centre and side**: [`crate::crop`] ([`CropMode`], [`crop_box`]).
 //! * **Jitter** ([`Augment`], drawn per sample and epoch): side x (1 + U(-scale, scale)),
 //!   centre + U(-translate, translate) x side on each axis, rotation U(-R, R) degrees about
 //!   the crop centre, horizontal flip with probability 1/2 using the layout's landmark
@@ -15,10 +12,7 @@
 //!   `x -> S - 1 - x` when flipped. The crop's edges `c +- side/2` land on `-0.5` and
 //!   `S - 0.5`. The image is resampled with the ops crate's `warp_image_slice` (bilinear,
 //!   zero outside the image = zero padding), landmarks with the same `A`.
-//! * **Anti-aliasing.** When `k < 0.5` (shrinking by more than 2x) the region of the image
-//!   under the crop is first area-averaged over `f x f` blocks, `f = floor(1 / k)`, and `A`
-//!   is composed with the block map, so bilinear sampling never skips source pixels. Only
-//!   the region under the crop is decoded into floats.
+//! * **Anti-aliasing**: strong downscaling area-averages first (see [`crate::crop`]).
 //! * **Occlusion** (optional): 1..=`max_boxes` axis-aligned boxes in crop pixels, each side
 //!   uniform in [`min_side`, `max_side`] x S, filled with a uniform random grey; landmarks
 //!   under them stay labelled.
@@ -32,24 +26,10 @@ use std::collections::BTreeMap;
 
 use rand::Rng;
 
+use crate::crop::{crop_box, warp_crop, CropMode};
 use crate::error::{Error, Result};
-use crate::sample::{DatasetMeta, GreyImage, Sample};
-use landmark_ssl_ops::{warp_image_slice, Affine2};
-
-/// How the crop's centre and side are chosen.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum CropMode {
-    /// The whole image (centre of the image, side = max(W, H)).
-    Whole,
-    /// Around the object: the box times `box_scale`, else the landmarks' extent times
-    /// `landmark_scale`, else the whole image.
-    Object {
-        /// Factor on the box's longer side.
-        box_scale: f32,
-        /// Factor on the landmarks' extent (longer side).
-        landmark_scale: f32,
-    },
-}
+use crate::sample::{DatasetMeta, Sample};
+use landmark_ssl_ops::Affine2;
 
 /// Deterministic preprocessing.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -233,57 +213,6 @@ pub struct PreparedSample {
     pub transform: Affine2,
 }
 
-/// The un-jittered crop of `sample` (image size `(w, h)`): centre (x, y) and side, in the
-/// pixels of the sample's image (see the module docs for the rules).
-pub fn crop_box(sample: &Sample, w: usize, h: usize, crop: &CropMode) -> ([f64; 2], f64) {
-    let whole = || {
-        (
-            [(w as f64 - 1.0) / 2.0, (h as f64 - 1.0) / 2.0],
-            w.max(h) as f64,
-        )
-    };
-    match *crop {
-        CropMode::Whole => whole(),
-        CropMode::Object {
-            box_scale,
-            landmark_scale,
-        } => {
-            let from_box = sample
-                .bbox
-                .filter(|b| b.iter().all(|v| v.is_finite()) && b[2] > b[0] && b[3] > b[1]);
-            if let Some(b) = from_box {
-                let side = ((b[2] - b[0]).max(b[3] - b[1]) * box_scale) as f64;
-                (
-                    [(b[0] + b[2]) as f64 / 2.0, (b[1] + b[3]) as f64 / 2.0],
-                    side,
-                )
-            } else {
-                let pts: Vec<&[f32; 2]> = sample
-                    .landmarks
-                    .iter()
-                    .zip(&sample.visible)
-                    .filter(|(p, v)| **v && p[0].is_finite() && p[1].is_finite())
-                    .map(|(p, _)| p)
-                    .collect();
-                if pts.is_empty() {
-                    whole()
-                } else {
-                    let (mut lo, mut hi) = ([f64::MAX; 2], [f64::MIN; 2]);
-                    for p in pts {
-                        for a in 0..2 {
-                            lo[a] = lo[a].min(p[a] as f64);
-                            hi[a] = hi[a].max(p[a] as f64);
-                        }
-                    }
-                    let side =
-                        ((hi[0] - lo[0]).max(hi[1] - lo[1]) * landmark_scale as f64).max(1.0);
-                    ([(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0], side)
-                }
-            }
-        }
-    }
-}
-
 /// The crop map for `sample` (image size `(w, h)`): pixels of the sample's image -> crop
 /// pixels, jittered by `j` (see the module docs).
 pub fn crop_transform(
@@ -409,69 +338,6 @@ pub fn prepare(
             None => a,
         },
     })
-}
-
-/// Warps the region of `img` under the crop `a` into an S x S crop in [0, 1].
-pub(crate) fn warp_crop(img: &GreyImage, a: &Affine2, s: usize, antialias: bool) -> Vec<f32> {
-    let Ok(inv) = a.inverse() else {
-        return vec![0.0; s * s];
-    };
-    let k = (a.m[0] * a.m[4] - a.m[1] * a.m[3]).abs().sqrt();
-    let f = if antialias && k < 0.5 {
-        (1.0 / k).floor().max(1.0) as usize
-    } else {
-        1
-    };
-    // Region of the original under the crop (+ margin), clamped to the image.
-    let e = s as f64 - 0.5;
-    let (mut lo, mut hi) = ([f64::MAX; 2], [f64::MIN; 2]);
-    for (x, y) in [(-0.5, -0.5), (e, -0.5), (-0.5, e), (e, e)] {
-        let (u, v) = inv.apply(x, y);
-        lo = [lo[0].min(u), lo[1].min(v)];
-        hi = [hi[0].max(u), hi[1].max(v)];
-    }
-    let margin = 2.0 + f as f64;
-    let x0 = (lo[0] - margin).floor().max(0.0);
-    let y0 = (lo[1] - margin).floor().max(0.0);
-    let x1 = (hi[0] + margin).ceil().min(img.width as f64);
-    let y1 = (hi[1] + margin).ceil().min(img.height as f64);
-    if !(x1 > x0 && y1 > y0) {
-        return vec![0.0; s * s];
-    }
-    let (x0, y0, x1, y1) = (x0 as usize, y0 as usize, x1 as usize, y1 as usize);
-    let (rw, rh) = ((x1 - x0).div_ceil(f), (y1 - y0).div_ceil(f));
-    let mut roi = vec![0.0f32; rw * rh];
-    let norm = 1.0 / (255.0 * (f * f) as f32);
-    for (ry, row) in roi.chunks_mut(rw).enumerate() {
-        for sy in 0..f {
-            let y = y0 + ry * f + sy;
-            if y >= img.height {
-                break;
-            }
-            let src = &img.pixels[y * img.width..(y + 1) * img.width];
-            for (rx, out) in row.iter_mut().enumerate() {
-                let xs = x0 + rx * f;
-                let xe = (xs + f).min(img.width);
-                let sum: u32 = src[xs..xe].iter().map(|&v| v as u32).sum();
-                *out += sum as f32 * norm;
-            }
-        }
-    }
-    // ROI pixel (i, j) has centre x0 + f i + (f - 1) / 2 in the original.
-    let ff = f as f64;
-    let (ox, oy) = (x0 as f64 + (ff - 1.0) / 2.0, y0 as f64 + (ff - 1.0) / 2.0);
-    let m = &a.m;
-    let a2 = Affine2 {
-        m: [
-            m[0] * ff,
-            m[1] * ff,
-            m[0] * ox + m[1] * oy + m[2],
-            m[3] * ff,
-            m[4] * ff,
-            m[3] * ox + m[4] * oy + m[5],
-        ],
-    };
-    warp_image_slice(&roi, 1, rh, rw, &a2, s, s)
 }
 
 fn occlude(pixels: &mut [f32], s: usize, occ: &Occlusion, rng: &mut dyn rand::RngCore) {

@@ -9,7 +9,7 @@
 //! `[i - 0.5, i + 0.5] x [j - 0.5, j + 0.5]`; its sub-samples sit at
 //! `i - 0.5 + (s + 0.5) / 4`, `s = 0..4`.
 
-use crate::sample::GreyImage;
+use crate::image_file::GreyImage;
 
 /// Sub-samples per pixel side.
 const SS: usize = 4;

@@ -2,67 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::image_file;
+use crate::image_file::GreyImage;
 use crate::layout::Layout;
 use crate::limits::Limits;
-use crate::prepare::{crop_box, warp_crop, CropMode};
 use landmark_ssl_ops::Affine2;
-use rayon::prelude::*;
-
-/// A grey 8-bit image held in memory, row-major, `height * width` bytes (0 = black,
-/// 255 = white).
-#[derive(Debug, Clone, PartialEq)]
-pub struct GreyImage {
-    /// Width in pixels.
-    pub width: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// Row-major pixels, `pixels[y * width + x]`.
-    pub pixels: Arc<[u8]>,
-}
-
-impl GreyImage {
-    /// Wraps `pixels` (row-major, `height * width`).
-    ///
-    /// Errors with [`Error::InvalidArgument`] when the length does not match or a side is 0.
-    pub fn new(width: usize, height: usize, pixels: Vec<u8>) -> Result<Self> {
-        if width == 0 || height == 0 || pixels.len() != width * height {
-            return Err(Error::arg(
-                "pixels",
-                format!("{} bytes for a {width}x{height} image", pixels.len()),
-            ));
-        }
-        Ok(GreyImage {
-            width,
-            height,
-            pixels: pixels.into(),
-        })
-    }
-
-    /// Pixels as f32 in [0, 1] (value / 255), row-major `(H, W)`.
-    pub fn to_f32(&self) -> Vec<f32> {
-        self.pixels.iter().map(|&v| v as f32 / 255.0).collect()
-    }
-
-    /// Reads an image file through the `image` crate and converts it to grey (luma,
-    /// as the `image` crate's `to_luma8` computes it), within the default [`Limits`]: see
-    /// [`GreyImage::open_with_limits`].
-    pub fn open(path: &Path) -> Result<Self> {
-        Self::open_with_limits(path, &Limits::default())
-    }
-
-    /// Reads an image file and converts it to grey, after checking its size against
-    /// `limits` and that the file is complete ([`image_file::decode_file`]).
-    ///
-    /// Errors: [`Error::Io`], [`Error::Image`] (unknown format, decoding failed),
-    /// [`Error::Limit`] (too large), [`Error::CorruptImage`] (truncated).
-    pub fn open_with_limits(path: &Path, limits: &Limits) -> Result<Self> {
-        image_file::decode_file(path, limits)
-    }
-}
 
 /// Where a sample's image comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -322,62 +267,6 @@ impl Dataset {
         Ok(Dataset {
             samples,
             meta: self.meta.clone(),
-        })
-    }
-
-    /// Decodes every file image once and keeps, in memory, only a square region around the
-    /// object, so later epochs never decode full-resolution files again.
-    ///
-    /// The region is centred on the crop of `crop` (box or landmarks, see
-    /// [`crop_box`]) with side `margin` x the crop side (2.0
-    /// leaves room for +-10% scale / translation jitter and rotations up to 45 degrees), and
-    /// is resampled (area-averaged when shrinking) so that one crop side spans at most
-    /// `crop_pixels` pixels (e.g. 1.25 x the model input; never enlarged). Landmarks and box
-    /// are mapped into the cached image's pixels and `cache_transform` records the map, so
-    /// batch transforms still go from original pixels to crop pixels. Memory: about
-    /// `(margin x crop_pixels)^2` bytes per sample. Samples already in memory are left as
-    /// they are. Runs in parallel; deterministic.
-    ///
-    /// Errors: the first image that cannot be decoded (naming its file), a non-positive
-    /// `margin` or `crop_pixels`.
-    pub fn cache_crops(&mut self, crop: &CropMode, margin: f64, crop_pixels: usize) -> Result<()> {
-        if !(margin > 0.0 && margin.is_finite()) || crop_pixels == 0 {
-            return Err(Error::arg(
-                "margin / crop_pixels",
-                format!("{margin} / {crop_pixels}: need positive values"),
-            ));
-        }
-        self.samples.par_iter_mut().try_for_each(|s| -> Result<()> {
-            let ImageSource::File(_) = &s.image else {
-                return Ok(());
-            };
-            let img = s.load_image()?;
-            let (c, side) = crop_box(s, img.width, img.height, crop);
-            let k = (crop_pixels as f64 / side.max(1e-6)).min(1.0);
-            let n = ((side * margin * k).ceil() as usize).max(1);
-            let o = (n as f64 - 1.0) / 2.0;
-            let map = Affine2::new([k, 0.0, o - k * c[0], 0.0, k, o - k * c[1]]);
-            let px = warp_crop(&img, &map, n, true);
-            let bytes: Vec<u8> = px
-                .iter()
-                .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-                .collect();
-            for p in &mut s.landmarks {
-                let (x, y) = map.apply(p[0] as f64, p[1] as f64);
-                *p = [x as f32, y as f32];
-            }
-            if let Some(b) = &mut s.bbox {
-                let (x0, y0) = map.apply(b[0] as f64, b[1] as f64);
-                let (x1, y1) = map.apply(b[2] as f64, b[3] as f64);
-                *b = [x0 as f32, y0 as f32, x1 as f32, y1 as f32];
-            }
-            s.image = ImageSource::Memory(GreyImage::new(n, n, bytes)?);
-            s.image_size = Some((n, n));
-            s.cache_transform = Some(match &s.cache_transform {
-                Some(prev) => prev.then(&map),
-                None => map,
-            });
-            Ok(())
         })
     }
 

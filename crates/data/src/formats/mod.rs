@@ -27,6 +27,7 @@ pub mod pts;
 
 use std::path::{Path, PathBuf};
 
+pub use crate::error::Skipped;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::sample::{Dataset, DatasetMeta, Sample};
@@ -52,15 +53,6 @@ impl Default for LoadOptions {
             limits: Limits::default(),
         }
     }
-}
-
-/// A sample that was skipped, and why.
-#[derive(Debug)]
-pub struct Skipped {
-    /// The annotation file (or list file).
-    pub path: PathBuf,
-    /// The error (names the file and line).
-    pub error: Error,
 }
 
 /// What a reader did besides returning samples.
