@@ -87,7 +87,8 @@ pub enum Error {
         /// Which data set or directory.
         what: String,
     },
-    /// An SQLite error while reading an AFLW database.
+    /// An SQLite error while reading an AFLW database (with the `aflw` feature).
+    #[cfg(feature = "aflw")]
     #[error("SQLite error on {path}: {source}")]
     Sqlite {
         /// The database file.
@@ -95,6 +96,20 @@ pub enum Error {
         /// The underlying error.
         #[source]
         source: rusqlite::Error,
+    },
+    /// The data need a reader this build leaves out: the crate was compiled without the
+    /// cargo feature that brings it in.
+    #[error(
+        "cannot read {path}: {what} needs the `{feature}` feature of landmark-ssl-data \
+         (build with `--features {feature}`; landmark-ssl-train and landmark-ssl forward it)"
+    )]
+    FeatureDisabled {
+        /// The cargo feature to turn on (`aflw`).
+        feature: &'static str,
+        /// What needs it.
+        what: &'static str,
+        /// The file that was asked for.
+        path: PathBuf,
     },
     /// A JSON error.
     #[error("JSON error in {path}: {source}")]

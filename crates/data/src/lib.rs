@@ -16,6 +16,9 @@
 //! before allocating for it, reject truncated images, and answer with typed errors that
 //! name the file and line.
 //!
+//! Cargo feature `aflw` (off by default): the AFLW reader ([`formats::aflw`]), the only part
+//! that needs SQLite; without it the reader answers [`Error::FeatureDisabled`].
+//!
 //! ```
 //! use std::sync::Arc;
 //! use landmark_ssl_data::{blocks, semi_supervised, BatchLoader, LoaderConfig, Preprocess};
