@@ -1,8 +1,6 @@
 //! Comm-MT (Table S9): a conv + pool trunk, shared FC layers, then a landmark-regression
 //! branch (FC, 2K linear outputs) and one classification / regression head per attribute.
 
-use std::collections::BTreeMap;
-
 use candle_core::Tensor;
 use candle_nn::{Linear, VarBuilder};
 use landmark_ssl_ops::conv::Conv2d;
@@ -10,7 +8,8 @@ use landmark_ssl_ops::conv::Conv2d;
 use crate::config::{CommMtConfig, LayerSpec};
 use crate::error::Result;
 use crate::layers::{
-    check_images, conv_same, fc_stack, features_to_coords, flatten, max_pool2x2, Dropout, MlpHead,
+    check_images, conv_same, fc_stack, features_to_coords, flatten, max_pool2x2, AttributeHeads,
+    Dropout,
 };
 use crate::ModelOutput;
 
@@ -69,7 +68,7 @@ pub struct CommMt {
     shared: Vec<Linear>,
     dropout: Option<Dropout>,
     landmark_fc: Linear,
-    heads: Vec<(String, MlpHead)>,
+    heads: AttributeHeads,
 }
 
 impl CommMt {
@@ -88,16 +87,7 @@ impl CommMt {
             d = u;
         }
         let landmark_fc = candle_nn::linear(d, 2 * cfg.num_landmarks, vb.pp("landmark_fc"))?;
-        let heads = cfg
-            .heads
-            .iter()
-            .map(|hc| {
-                Ok((
-                    hc.name.clone(),
-                    MlpHead::new(d, hc, vb.pp("heads").pp(&hc.name))?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let heads = AttributeHeads::new(d, &cfg.heads, &vb)?;
         let dropout = (cfg.dropout > 0.0).then(|| Dropout::new(cfg.dropout as f32));
         Ok(Self {
             cfg: cfg.clone(),
@@ -122,10 +112,7 @@ impl CommMt {
             self.cfg.coord_scale,
             self.cfg.input_size,
         )?;
-        let mut attributes = BTreeMap::new();
-        for (name, h) in &self.heads {
-            attributes.insert(name.clone(), h.forward_t(&f, train)?);
-        }
+        let attributes = self.heads.forward_t(|| Ok(f), train)?;
         Ok(ModelOutput {
             maps: None,
             landmarks,

@@ -2,8 +2,6 @@
 //! (or soft-argmax, Table S4); the attribute branch reads the pre-softmax maps through pools
 //! and convs, then FC heads.
 
-use std::collections::BTreeMap;
-
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use landmark_ssl_ops::conv::Conv2d;
@@ -11,7 +9,7 @@ use landmark_ssl_ops::conv::Conv2d;
 use crate::comm_mt::{build_stack, run_stack, Stage};
 use crate::config::{HeatmapMtConfig, LandmarkKind, Readout};
 use crate::error::Result;
-use crate::layers::{check_images, conv_same, flatten, hard_argmax, soft_argmax, MlpHead};
+use crate::layers::{check_images, conv_same, flatten, hard_argmax, soft_argmax, AttributeHeads};
 use crate::ModelOutput;
 
 /// The Heatmap-MT network. Weights: `convs.{i}.*`, `branch.{layer}.*`, `heads.{name}.fc{j}.*`.
@@ -20,7 +18,7 @@ pub struct HeatmapMt {
     cfg: HeatmapMtConfig,
     convs: Vec<Conv2d>,
     branch: Vec<Stage>,
-    heads: Vec<(String, MlpHead)>,
+    heads: AttributeHeads,
 }
 
 impl HeatmapMt {
@@ -41,16 +39,7 @@ impl HeatmapMt {
             vb.pp("branch"),
         )?;
         let d = bc * bh * bw;
-        let heads = cfg
-            .heads
-            .iter()
-            .map(|hc| {
-                Ok((
-                    hc.name.clone(),
-                    MlpHead::new(d, hc, vb.pp("heads").pp(&hc.name))?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let heads = AttributeHeads::new(d, &cfg.heads, &vb)?;
         Ok(Self {
             cfg: cfg.clone(),
             convs,
@@ -74,13 +63,9 @@ impl HeatmapMt {
             }
             (LandmarkKind::Softmax, Readout::HardArgmax) => hard_argmax(&maps)?,
         };
-        let mut attributes = BTreeMap::new();
-        if !self.heads.is_empty() {
-            let f = flatten(&run_stack(&self.branch, &maps)?)?;
-            for (name, h) in &self.heads {
-                attributes.insert(name.clone(), h.forward_t(&f, train)?);
-            }
-        }
+        let attributes = self
+            .heads
+            .forward_t(|| flatten(&run_stack(&self.branch, &maps)?), train)?;
         Ok(ModelOutput {
             maps: Some(maps),
             landmarks,

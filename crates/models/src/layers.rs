@@ -2,8 +2,9 @@
 //! [`Conv2d`]), 2x2 max-pooling and x2 nearest upsampling with correct gradients, MLP heads,
 //! and the coordinate read-outs.
 
-use candle_core::{DType, Module, Tensor, D};
+use candle_core::{DType, Module, Tensor};
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 use candle_nn::{Linear, VarBuilder};
 use landmark_ssl_ops::conv::{conv2d, Conv2d, Conv2dConfig};
@@ -181,6 +182,41 @@ impl MlpHead {
     }
 }
 
+/// A model's attribute heads: one [`MlpHead`] per configured head, in the config's order,
+/// with weights under `heads.{name}.`.
+#[derive(Debug, Clone)]
+pub(crate) struct AttributeHeads(Vec<(String, MlpHead)>);
+
+impl AttributeHeads {
+    /// Creates the heads of `configs`, each reading `in_dim` features, under `vb.pp("heads")`.
+    pub(crate) fn new(in_dim: usize, configs: &[HeadConfig], vb: &VarBuilder) -> Result<Self> {
+        let vb = vb.pp("heads");
+        let heads = configs
+            .iter()
+            .map(|h| Ok((h.name.clone(), MlpHead::new(in_dim, h, vb.pp(&h.name))?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self(heads))
+    }
+
+    /// Each head's (B, n) output by name. `features` gives the heads' (B, in_dim) input and
+    /// is called only when there is a head; dropout only when `train`.
+    pub(crate) fn forward_t(
+        &self,
+        features: impl FnOnce() -> Result<Tensor>,
+        train: bool,
+    ) -> Result<BTreeMap<String, Tensor>> {
+        let mut outputs = BTreeMap::new();
+        if self.0.is_empty() {
+            return Ok(outputs);
+        }
+        let f = features()?;
+        for (name, h) in &self.0 {
+            outputs.insert(name.clone(), h.forward_t(&f, train)?);
+        }
+        Ok(outputs)
+    }
+}
+
 /// Applies linear layers; every layer but the last (or every layer when `all_relu`) is
 /// followed by ReLU and, when training, dropout.
 pub(crate) fn fc_stack(
@@ -290,11 +326,4 @@ fn unit_factors(size: InputSize) -> (f64, f64) {
 /// Flattens (B, C, H, W) to (B, C*H*W).
 pub(crate) fn flatten(x: &Tensor) -> Result<Tensor> {
     Ok(x.flatten_from(1)?)
-}
-
-/// Softmax over the last dimension with a backward pass (candle's `softmax_last_dim` has
-/// none).
-#[allow(dead_code)]
-pub(crate) fn softmax_last(x: &Tensor) -> Result<Tensor> {
-    Ok(candle_nn::ops::softmax(x, D::Minus1)?)
 }

@@ -2,8 +2,6 @@
 //! soft-argmax, plus optional attribute heads on the coordinates). See
 //! [`crate::RcnConfig`] for the exact layer structure.
 
-use std::collections::BTreeMap;
-
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 use landmark_ssl_ops::conv::Conv2d;
@@ -12,7 +10,7 @@ use crate::config::{LandmarkKind, RcnConfig, Readout};
 use crate::error::Result;
 use crate::layers::{
     check_images, conv_same, coords_to_features, hard_argmax, max_pool2x2, soft_argmax,
-    upsample_to, MlpHead,
+    upsample_to, AttributeHeads,
 };
 use crate::ModelOutput;
 
@@ -26,7 +24,7 @@ pub struct Rcn {
     /// `up[l]`: the convs after the concatenation at level l (l < levels).
     up: Vec<Vec<Conv2d>>,
     output: Conv2d,
-    heads: Vec<(String, MlpHead)>,
+    heads: AttributeHeads,
 }
 
 impl Rcn {
@@ -55,16 +53,7 @@ impl Rcn {
         }
         let output = conv_same(c, cfg.num_landmarks, cfg.output_kernel, vb.pp("output"))?;
         let in_dim = 2 * cfg.num_landmarks;
-        let heads = cfg
-            .heads
-            .iter()
-            .map(|hc| {
-                Ok((
-                    hc.name.clone(),
-                    MlpHead::new(in_dim, hc, vb.pp("heads").pp(&hc.name))?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let heads = AttributeHeads::new(in_dim, &cfg.heads, &vb)?;
         Ok(Self {
             cfg: cfg.clone(),
             down,
@@ -111,13 +100,10 @@ impl Rcn {
             }
             (LandmarkKind::Softmax, Readout::HardArgmax) => hard_argmax(&maps)?,
         };
-        let mut attributes = BTreeMap::new();
-        if !self.heads.is_empty() {
-            let f = coords_to_features(&landmarks, self.cfg.coord_scale, self.cfg.input_size)?;
-            for (name, h) in &self.heads {
-                attributes.insert(name.clone(), h.forward_t(&f, train)?);
-            }
-        }
+        let attributes = self.heads.forward_t(
+            || coords_to_features(&landmarks, self.cfg.coord_scale, self.cfg.input_size),
+            train,
+        )?;
         Ok(ModelOutput {
             maps: Some(maps),
             landmarks,

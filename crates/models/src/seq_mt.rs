@@ -3,15 +3,13 @@
 //! [`crate::SEQMT_MAP_NEGATIVE_SLOPE`]) giving K maps at input resolution, a soft-argmax
 //! giving K points, and one MLP head per attribute reading the 2K coordinates.
 
-use std::collections::BTreeMap;
-
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 use landmark_ssl_ops::conv::Conv2d;
 
 use crate::config::SeqMtConfig;
 use crate::error::Result;
-use crate::layers::{check_images, conv_same, coords_to_features, soft_argmax, MlpHead};
+use crate::layers::{check_images, conv_same, coords_to_features, soft_argmax, AttributeHeads};
 use crate::ModelOutput;
 
 /// The Seq-MT network. Weights: `convs.{i}.{weight,bias}`, `heads.{name}.fc{j}.{weight,bias}`.
@@ -19,7 +17,7 @@ use crate::ModelOutput;
 pub struct SeqMt {
     cfg: SeqMtConfig,
     convs: Vec<Conv2d>,
-    heads: Vec<(String, MlpHead)>,
+    heads: AttributeHeads,
 }
 
 impl SeqMt {
@@ -33,16 +31,7 @@ impl SeqMt {
             c = s.channels;
         }
         let in_dim = 2 * cfg.num_landmarks;
-        let heads = cfg
-            .heads
-            .iter()
-            .map(|h| {
-                Ok((
-                    h.name.clone(),
-                    MlpHead::new(in_dim, h, vb.pp("heads").pp(&h.name))?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let heads = AttributeHeads::new(in_dim, &cfg.heads, &vb)?;
         Ok(Self {
             cfg: cfg.clone(),
             convs,
@@ -74,13 +63,10 @@ impl SeqMt {
         check_images(images, self.cfg.input_size)?;
         let maps = self.maps(images)?;
         let landmarks = soft_argmax(&maps, self.cfg.beta)?;
-        let mut attributes = BTreeMap::new();
-        if !self.heads.is_empty() {
-            let f = coords_to_features(&landmarks, self.cfg.coord_scale, self.cfg.input_size)?;
-            for (name, h) in &self.heads {
-                attributes.insert(name.clone(), h.forward_t(&f, train)?);
-            }
-        }
+        let attributes = self.heads.forward_t(
+            || coords_to_features(&landmarks, self.cfg.coord_scale, self.cfg.input_size),
+            train,
+        )?;
         Ok(ModelOutput {
             maps: Some(maps),
             landmarks,
