@@ -25,6 +25,8 @@
 //! `examples/support/jemalloc.rs` (copy it into your binary and add `tikv-jemallocator`);
 //! `docs/performance.md` ("Allocator") has the measured difference.
 
+#![warn(missing_docs)]
+
 pub use landmark_ssl_data as data;
 pub use landmark_ssl_losses as losses;
 pub use landmark_ssl_metrics as metrics;

@@ -42,6 +42,8 @@
 //! (B, K) and per-sample masks (B,) in {0, 1} (an entry counts when `>= 0.5`), class labels
 //! (B,) u32, real attributes (B, A).
 
+#![warn(missing_docs)]
+
 pub mod attribute;
 mod check;
 pub mod elt;

@@ -25,6 +25,8 @@
 //! Bad input (length mismatch, empty input, NaN/infinite values, a zero normaliser) is an
 //! [`Error`], never a panic or a NaN.
 
+#![warn(missing_docs)]
+
 mod ami;
 mod attribute;
 mod curve;

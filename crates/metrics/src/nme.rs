@@ -41,12 +41,22 @@ pub enum Normalizer {
     WristWidth,
     /// Face size `sqrt(width * height)` of a given face box (AFLW), `width`, `height` in
     /// pixels. See [`Normalizer::face_size_from_box`].
-    FaceSize { width: f64, height: f64 },
+    FaceSize {
+        /// Box width in pixels.
+        width: f64,
+        /// Box height in pixels.
+        height: f64,
+    },
     /// Face size `sqrt(w * h)` of the bounding box of the visible ground-truth landmarks
     /// (`w = max x - min x`, `h = max y - min y`), for data without a face box.
     FaceSizeOfLandmarks,
     /// Diagonal `sqrt(width^2 + height^2)` of a given box, in pixels.
-    BoxDiagonal { width: f64, height: f64 },
+    BoxDiagonal {
+        /// Box width in pixels.
+        width: f64,
+        /// Box height in pixels.
+        height: f64,
+    },
     /// Diagonal of the bounding box of the visible ground-truth landmarks.
     BoxDiagonalOfLandmarks,
     /// No normalisation (d = 1): errors in plain pixels (the paper's Blocks tables).

@@ -33,6 +33,8 @@
 //! # Ok::<(), landmark_ssl_models::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod atomic;
 pub mod checkpoint;
 pub mod comm_mt;
