@@ -42,13 +42,14 @@ use crate::config::{
 /// The negative slope of the last activation of the `seqmt-blocks` preset (the paper: a
 /// ReLU, slope 0; the other Seq-MT presets keep it). With a ReLU, a map whose
 /// pre-activations are negative at every pixel is zero: its soft-argmax point sits at the
-/// image centre and no gradient reaches that landmark again, unless the shared layers happen to switch a pixel back on. On Seq-MT Blocks at 5%
-/// labels this left one of the five landmarks at the centre (14-15 px off, against 1-3 px
-/// for the others) through the landmark-only warm-up on seeds 0 and 2, and the L+ELT+A runs
-/// of those seeds fell back onto the centre plateau when A and ELT joined (README, "The
-/// main example"). A leaky ReLU of slope 0.01 keeps such a map trainable. It was not made
-/// the other presets' default: on Shapes (class labels only) one run with it reached 95.2%
-/// against the ReLU's 97.8%, and the other data sets could not be tried here.
+/// image centre and no gradient reaches that landmark again, unless the shared layers
+/// happen to switch a pixel back on. On Seq-MT Blocks at 5% labels this left one of the
+/// five landmarks at the centre through the landmark-only warm-up on two seeds of three
+/// (docs/experiments/blocks.md, "The paper's ReLU and dead maps"). A leaky ReLU of slope
+/// 0.01 keeps such a map trainable (a map negative everywhere still gets only 1% of the
+/// gradient: docs/experiments/elt-join.md). It was not made the other presets' default: on
+/// Shapes (class labels only) one run with it reached 95.2% against the ReLU's 97.8%, and
+/// the other data sets could not be tried here.
 pub const SEQMT_MAP_NEGATIVE_SLOPE: f64 = 0.01;
 use crate::error::{Error, Result};
 
