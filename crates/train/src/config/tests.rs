@@ -3,6 +3,8 @@
 use super::*;
 use approx::assert_relative_eq;
 
+type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
 #[test]
 fn costs_join_only_where_a_warm_up_ends_and_something_joins() {
     let mut c = CostConfig {
@@ -25,12 +27,13 @@ fn costs_join_only_where_a_warm_up_ends_and_something_joins() {
 }
 
 #[test]
-fn smallest_file_takes_documented_defaults() {
-    let cfg: ExperimentConfig = toml::from_str("[data]\nkind = \"blocks\"\n").unwrap();
+fn smallest_file_takes_documented_defaults() -> TestResult {
+    let cfg: ExperimentConfig = toml::from_str("[data]\nkind = \"blocks\"\n")?;
     assert_eq!(cfg.labels.landmark_fraction, 0.05);
     assert_eq!(cfg.model.preset, "seqmt-blocks");
     assert_eq!(cfg.costs.label(), "L+ELT+A");
-    cfg.validate().unwrap();
+    cfg.validate()?;
+    Ok(())
 }
 
 #[test]
@@ -45,7 +48,7 @@ fn unknown_field_and_bad_ranges_are_named() {
 }
 
 #[test]
-fn warmup_keeps_only_the_landmark_cost() {
+fn warmup_keeps_only_the_landmark_cost() -> TestResult {
     let mut c = CostConfig {
         warmup_epochs: 2,
         ..Default::default()
@@ -54,12 +57,13 @@ fn warmup_keeps_only_the_landmark_cost() {
     assert_eq!(c.active(1).label(), "L");
     assert_eq!(c.active(2).label(), "L+ELT+A");
     // Without the landmark cost there is nothing to warm up with.
-    c.set_from_label("A").unwrap();
+    c.set_from_label("A")?;
     assert_eq!(c.active(0).label(), "A");
+    Ok(())
 }
 
 #[test]
-fn lr_rampup_grows_linearly_from_the_join() {
+fn lr_rampup_grows_linearly_from_the_join() -> TestResult {
     let mut cfg = ExperimentConfig::default();
     cfg.costs.warmup_epochs = 2;
     cfg.schedule.lr_rampup_epochs = 2;
@@ -82,22 +86,24 @@ fn lr_rampup_grows_linearly_from_the_join() {
         }
     }
     // The landmark cost alone: nothing joins after the warm-up, so no ramp.
-    cfg.costs.set_from_label("L").unwrap();
+    cfg.costs.set_from_label("L")?;
     assert_eq!(cfg.lr_rampup_factor(2, 0, steps), 1.0);
     assert_eq!(cfg.lr_rampup_factor(0, 0, steps), 1.0);
     // Without the landmark cost nothing is warmed up: the ramp starts at once.
-    cfg.costs.set_from_label("A").unwrap();
+    cfg.costs.set_from_label("A")?;
     assert_relative_eq!(cfg.lr_rampup_factor(0, 0, steps), 1.0 / 20.0);
     cfg.schedule.lr_rampup_epochs = 0;
     assert_eq!(cfg.lr_rampup_factor(2, 0, steps), 1.0);
+    Ok(())
 }
 
 #[test]
-fn cost_labels_round_trip() {
+fn cost_labels_round_trip() -> TestResult {
     let mut c = CostConfig::default();
     for label in ["L", "L+A", "L+ELT", "L+ELT+A"] {
-        c.set_from_label(label).unwrap();
+        c.set_from_label(label)?;
         assert_eq!(c.label(), label);
     }
     assert!(c.set_from_label("L+XYZ").is_err());
+    Ok(())
 }
