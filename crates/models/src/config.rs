@@ -202,11 +202,10 @@ pub struct SeqMtConfig {
     pub beta: f64,
     /// The convolutions, input first; the last has K channels.
     pub convs: Vec<ConvSpec>,
-    /// Slope below zero of the last conv's activation, in [0, 1): 0 is the paper's ReLU
-    /// (the default, and what configs without this field get), a small value a leaky ReLU.
-    /// `seqmt-blocks` uses [`crate::SEQMT_MAP_NEGATIVE_SLOPE`]: a ReLU map that is negative
-    /// at every pixel is zero, its soft-argmax point sits at the image centre, and no gradient
-    /// reaches it again (see the presets' docs).
+    /// Slope below zero of the last conv's activation, in [0, 1]: 0 is the paper's ReLU
+    /// (the default, and what configs without this field get), a value between a leaky ReLU,
+    /// 1 a linear layer. `seqmt-blocks` uses [`crate::SEQMT_MAP_NEGATIVE_SLOPE`] (see the
+    /// presets' docs for why).
     #[serde(default)]
     pub map_negative_slope: f64,
     /// Scale of the coordinates fed to the heads (default `pixels`, the torch reference).
@@ -276,6 +275,10 @@ pub struct HeatmapMtConfig {
     /// Landmark read-out of a softmax model (default hard argmax).
     #[serde(default = "default_hard")]
     pub readout: Readout,
+    /// Slope below zero of the trunk's last activation, as Seq-MT's (0, the default: the
+    /// paper's ReLU; 1: linear, what `heatmapmt-*` presets use).
+    #[serde(default)]
+    pub map_negative_slope: f64,
 }
 
 fn default_one() -> usize {

@@ -9,7 +9,9 @@ use landmark_ssl_ops::conv::Conv2d;
 use crate::comm_mt::{build_stack, run_stack, Stage};
 use crate::config::{HeatmapMtConfig, LandmarkKind, Readout};
 use crate::error::Result;
-use crate::layers::{check_images, conv_same, flatten, hard_argmax, soft_argmax, AttributeHeads};
+use crate::layers::{
+    check_images, conv_same, conv_with_slope, flatten, hard_argmax, soft_argmax, AttributeHeads,
+};
 use crate::ModelOutput;
 
 /// The Heatmap-MT network. Weights: `convs.{i}.*`, `branch.{layer}.*`, `heads.{name}.fc{j}.*`.
@@ -48,14 +50,19 @@ impl HeatmapMt {
         })
     }
 
-    /// images (B, 1, H, W) -> maps (B, K, H, W) (after the trunk's last ReLU, before any
+    /// images (B, 1, H, W) -> maps (B, K, H, W) (after the trunk's last activation, before any
     /// softmax), landmarks (B, K, 2) in input pixels (soft-argmax, or the `readout` of a
     /// softmax model), attributes (B, n) per head.
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Result<ModelOutput> {
         check_images(images, self.cfg.input_size)?;
         let mut maps = images.clone();
-        for c in &self.convs {
-            maps = c.forward_relu(&maps)?;
+        let last = self.convs.len().saturating_sub(1);
+        for (i, c) in self.convs.iter().enumerate() {
+            maps = if i == last {
+                conv_with_slope(c, &maps, self.cfg.map_negative_slope)?
+            } else {
+                c.forward_relu(&maps)?
+            };
         }
         let landmarks = match (self.cfg.landmark_kind, self.cfg.readout) {
             (LandmarkKind::SoftArgmax, _) | (LandmarkKind::Softmax, Readout::SoftArgmax) => {

@@ -267,6 +267,20 @@ pub(crate) fn check_images(images: &Tensor, size: InputSize) -> Result<()> {
 
 /// Soft-argmax (Eq. 1): (B, K, H, W) maps -> (B, K, 2) points (x, y) in map pixels,
 /// `sum_ij softmax(beta M)_ij (j, i)`. Delegates to the ops crate's fused kernel.
+/// The last trunk conv with its activation: a ReLU for `slope` 0, a leaky ReLU
+/// `max(z, slope z)` for `slope` in (0, 1), linear for 1.
+pub(crate) fn conv_with_slope(conv: &Conv2d, x: &Tensor, slope: f64) -> Result<Tensor> {
+    if slope <= 0.0 {
+        return Ok(conv.forward_relu(x)?);
+    }
+    let z = conv.forward(x)?;
+    if slope >= 1.0 {
+        Ok(z)
+    } else {
+        Ok(z.maximum(&(&z * slope)?)?)
+    }
+}
+
 pub(crate) fn soft_argmax(maps: &Tensor, beta: f64) -> Result<Tensor> {
     Ok(landmark_ssl_ops::soft_argmax(maps, beta)?)
 }

@@ -3,13 +3,13 @@
 //! | name | source | notes |
 //! |---|---|---|
 //! | `seqmt-shapes` | Table S11 (Shapes) | the table's conv rows are garbled in our copy: we use the Blocks trunk with a final 1x1x2, then FC 40 ReLU, FC 2 |
-//! | `seqmt-blocks` | Table S11, torch reference | 6 x 9x9x8, 1x1x8, 1x1x5 (ReLU, the last leaky), beta 1, MLP 10-256-256-15, dropout 0.25 |
+//! | `seqmt-blocks` | Table S11, torch reference | 6 x 9x9x8, 1x1x8, 1x1x5 (ReLU, the last linear), beta 1, MLP 10-256-256-15, dropout 0.25 |
 //! | `seqmt-hgr1` | Table S12 (Hands) | 5 x 9x9x64, 9x9x25, beta 0.001, MLP 50-256-256-27, dropout 0.5 |
 //! | `seqmt-multipie` | Table S12, torch reference | 5 x 9x9x64, 9x9x68, beta 0.001, emotion 256-256-6 and camera 256-256-5, dropout 0.25 |
 //! | `seqmt-300w` | Table S13 | 7 x 9x9x32, 9x9x68, beta 0.01, no heads |
 //! | `commmt-blocks` | Table S9 | 60x60, conv/pool trunk, FC 256-256 (dropout 0.25), config 15 and 10 landmark outputs |
 //! | `commmt-hgr1`, `commmt-multipie` | S.5.8 | Table S9 with the Seq-MT sizes of that data set: 64x64 input, 64 maps per conv, FC 256, the data set's heads and dropout |
-//! | `heatmapmt-blocks` | Table S10 | the Seq-MT Blocks trunk, branch pool/9x9x8 x 4, FC 256-256-15 |
+//! | `heatmapmt-blocks` | Table S10 | the Seq-MT Blocks trunk (the last conv linear), branch pool/9x9x8 x 4, FC 256-256-15 |
 //! | `heatmapmt-hgr1`, `heatmapmt-multipie` | S.5.8 | Table S10 with the Seq-MT trunk of that data set and 64-map branch convs |
 //! | `heatmapmt-sa-*` | Table S4 | the `heatmapmt-*` twins with soft-argmax (beta as Seq-MT) |
 //! | `rcn-300w` | Fig. S3 | 80x80, 64 maps, 4 poolings to 5x5, softmax |
@@ -20,9 +20,11 @@
 //! Head names (the keys of the data crate's attribute maps): `closer` (Shapes), `config`
 //! (Blocks), `gesture` (HGR1), `emotion` and `camera` (Multi-PIE), `pose` (AFLW, MTFL).
 //!
-//! `seqmt-blocks` ends in a leaky ReLU of slope [`SEQMT_MAP_NEGATIVE_SLOPE`] where the paper
-//! has a ReLU (`map_negative_slope = 0` gives the paper's); the other Seq-MT presets keep the
-//! ReLU.
+//! `seqmt-blocks` and the `heatmapmt-*` presets end in a linear layer
+//! ([`SEQMT_MAP_NEGATIVE_SLOPE`]) where the paper has a ReLU (`map_negative_slope = 0` gives
+//! the paper's); the other Seq-MT presets keep the ReLU. Before Heatmap-MT's per-pixel
+//! softmax a ReLU map that is negative everywhere is uniform and gets no gradient: on Blocks
+//! seed 0 three of five maps died that way.
 //!
 //! RCN kernels (Fig. S3 is an image not available to us; NOTES.md's description is followed):
 //! down convs 5x5 at 80x80 and 3x3 below (1x1 at AFLW's 1x1 level), one conv per level down,
@@ -39,18 +41,17 @@ use crate::config::{
     LayerSpec, ModelConfig, RcnConfig, Readout, SeqMtConfig,
 };
 
-/// The negative slope of the last activation of the `seqmt-blocks` preset (the paper: a
-/// ReLU, slope 0; the other Seq-MT presets keep it). With a ReLU, a map whose
-/// pre-activations are negative at every pixel is zero: its soft-argmax point sits at the
-/// image centre and no gradient reaches that landmark again, unless the shared layers
-/// happen to switch a pixel back on. On Seq-MT Blocks at 5% labels this left one of the
-/// five landmarks at the centre through the landmark-only warm-up on two seeds of three
-/// (docs/experiments/blocks.md, "The paper's ReLU and dead maps"). A leaky ReLU of slope
-/// 0.01 keeps such a map trainable (a map negative everywhere still gets only 1% of the
-/// gradient: docs/experiments/elt-join.md). It was not made the other presets' default: on
-/// Shapes (class labels only) one run with it reached 95.2% against the ReLU's 97.8%, and
-/// the other data sets could not be tried here.
-pub const SEQMT_MAP_NEGATIVE_SLOPE: f64 = 0.01;
+/// The negative slope of the last activation of the `seqmt-blocks` preset: 1, a linear last
+/// layer (the paper: a ReLU, slope 0; the other Seq-MT presets keep it). A softmax is
+/// unchanged by a shift of its logits, so the last layer needs no activation. With a ReLU, a
+/// map negative at every pixel is zero: its point sits at the image centre and no gradient
+/// reaches it again; this left one of five Blocks landmarks at the centre on two seeds of
+/// three (docs/experiments/blocks.md). A leaky ReLU of slope 0.01 passes only 1% of the
+/// gradient to such a map, and on one seed of the diagnosis a map that stayed negative was
+/// matched by others whose logits grew to thousands, after which the run diverged; the
+/// linear layer did neither (docs/experiments/elt-join.md). Not the other presets' default:
+/// they could not be measured here.
+pub const SEQMT_MAP_NEGATIVE_SLOPE: f64 = 1.0;
 use crate::error::{Error, Result};
 
 /// All preset names, in the order of the table in this module's docs.
@@ -206,6 +207,8 @@ fn heatmap_mt(d: DataSpec, kind: LandmarkKind) -> ModelConfig {
         heads: d.heads,
         landmark_kind: kind,
         readout: Readout::HardArgmax,
+        // Linear: a ReLU before the per-pixel softmax kills maps (see the module docs).
+        map_negative_slope: 1.0,
     })
 }
 
@@ -276,7 +279,7 @@ pub fn preset(name: &str) -> Result<ModelConfig> {
             coord_scale: CoordScale::Unit,
             heads: vec![],
         })),
-        // Only the Blocks preset, where it was measured, ends in a leaky ReLU.
+        // Only the Blocks preset, where it was measured, ends in a linear layer.
         "seqmt" => data_spec(data).map(|d| {
             let slope = if data == "blocks" {
                 SEQMT_MAP_NEGATIVE_SLOPE

@@ -9,7 +9,9 @@ use landmark_ssl_ops::conv::Conv2d;
 
 use crate::config::SeqMtConfig;
 use crate::error::Result;
-use crate::layers::{check_images, conv_same, coords_to_features, soft_argmax, AttributeHeads};
+use crate::layers::{
+    check_images, conv_same, conv_with_slope, coords_to_features, soft_argmax, AttributeHeads,
+};
 use crate::ModelOutput;
 
 /// The Seq-MT network. Weights: `convs.{i}.{weight,bias}`, `heads.{name}.fc{j}.{weight,bias}`.
@@ -39,17 +41,15 @@ impl SeqMt {
         })
     }
 
-    /// The K maps (B, K, H, W) after the last activation (a ReLU, or a leaky ReLU of slope
+    /// The K maps (B, K, H, W) after the last activation (ReLU, leaky ReLU or linear, by
     /// `map_negative_slope`), from images (B, 1, H, W).
     pub fn maps(&self, images: &Tensor) -> Result<Tensor> {
         let mut x = images.clone();
         let slope = self.cfg.map_negative_slope;
         let last = self.convs.len().saturating_sub(1);
         for (i, c) in self.convs.iter().enumerate() {
-            x = if i == last && slope > 0.0 {
-                // max(z, slope z) is the leaky ReLU for slope < 1.
-                let z = c.forward(&x)?;
-                z.maximum(&(&z * slope)?)?
+            x = if i == last {
+                conv_with_slope(c, &x, slope)?
             } else {
                 c.forward_relu(&x)?
             };

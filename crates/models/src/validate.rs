@@ -58,13 +58,7 @@ pub(crate) fn validate(cfg: &ModelConfig, limits: &ModelLimits) -> Result<Plan> 
         ModelConfig::SeqMt(c) => {
             check_convs("convs", &c.convs, min_side, limits)?;
             check_last_is_k("convs", &c.convs, k)?;
-            let s = c.map_negative_slope;
-            if !(0.0..1.0).contains(&s) {
-                return Err(Error::config(
-                    "map_negative_slope",
-                    format!("must be in [0, 1), got {s}"),
-                ));
-            }
+            check_slope(c.map_negative_slope)?;
         }
         ModelConfig::CommMt(c) => {
             let (ch, hh, ww) = check_layers("trunk", &c.trunk, 1, h, w, min_side, limits)?;
@@ -97,6 +91,7 @@ pub(crate) fn validate(cfg: &ModelConfig, limits: &ModelLimits) -> Result<Plan> 
             check_convs("convs", &c.convs, min_side, limits)?;
             check_last_is_k("convs", &c.convs, k)?;
             check_layers("branch", &c.branch, k, h, w, min_side, limits)?;
+            check_slope(c.map_negative_slope)?;
         }
         ModelConfig::Rcn(c) => check_rcn(c, min_side, limits)?,
     }
@@ -120,6 +115,17 @@ pub(crate) fn validate(cfg: &ModelConfig, limits: &ModelLimits) -> Result<Plan> 
         ));
     }
     Ok(p)
+}
+
+/// The last trunk activation's negative slope: 0 (ReLU) to 1 (linear).
+fn check_slope(s: f64) -> Result<()> {
+    if !(0.0..=1.0).contains(&s) {
+        return Err(Error::config(
+            "map_negative_slope",
+            format!("must be in [0, 1] (0: ReLU, 1: linear), got {s}"),
+        ));
+    }
+    Ok(())
 }
 
 fn limit(field: &str, value: String, limit: String, setting: &'static str) -> Error {

@@ -69,6 +69,7 @@ fn tiny_heat(kind: LandmarkKind) -> ModelConfig {
         ],
         landmark_kind: kind,
         readout: Readout::HardArgmax,
+        map_negative_slope: 0.0,
     })
 }
 
@@ -368,6 +369,63 @@ fn leaky_last_activation_keeps_a_negative_map_trainable() {
     let zb = (&b / 0.5).unwrap();
     assert!(max_diff(&za, &zb) < 1e-3, "{}", max_diff(&za, &zb));
     assert!(ga.iter().all(|&g| g > 0.0), "{ga:?}");
+    // Slope 1 is the linear layer: the pre-activations themselves.
+    let (c, gc) = run(1.0);
+    assert!(max_diff(&c, &zb) < 1e-3, "{}", max_diff(&c, &zb));
+    assert!(gc.iter().all(|&g| g > 0.0), "{gc:?}");
+}
+
+/// Heatmap-MT's per-pixel softmax after a ReLU: a trunk output negative at every pixel is a
+/// uniform map with no gradient; a linear last layer keeps the gradient.
+#[test]
+fn heatmap_mt_linear_last_layer_keeps_a_negative_map_trainable() {
+    let base = tiny_heat(LandmarkKind::Softmax);
+    let x = images(&base, 2);
+    let run = |slope: f64| {
+        let mut cfg = base.clone();
+        if let ModelConfig::HeatmapMt(c) = &mut cfg {
+            c.map_negative_slope = slope;
+        }
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        let m = LandmarkModel::new(&cfg, vb).unwrap();
+        for (name, v) in vm.data().lock().unwrap().iter() {
+            let n = v.elem_count();
+            let vals: Vec<f32> = if name == "convs.1.bias" {
+                vec![-100.0; n]
+            } else {
+                (0..n)
+                    .map(|i| ((i * 7919 % 13) as f32 - 6.0) * 0.05)
+                    .collect()
+            };
+            v.set(&Tensor::from_vec(vals, v.dims(), &Device::Cpu).unwrap())
+                .unwrap();
+        }
+        let out = m.forward(&x).unwrap();
+        let maps = out.maps.unwrap();
+        // The per-pixel softmax cross-entropy at a fixed target pixel.
+        let logp = candle_nn::ops::log_softmax(&maps.flatten_from(2).unwrap(), 2).unwrap();
+        let loss = logp
+            .narrow(2, 5, 1)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .neg()
+            .unwrap();
+        let grads = loss.backward().unwrap();
+        let data = vm.data().lock().unwrap();
+        let g = grads.get(data["convs.0.weight"].as_tensor());
+        g.map_or(0.0, |g| {
+            g.abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        })
+    };
+    assert_eq!(run(0.0), 0.0);
+    assert!(run(1.0) > 0.0);
 }
 
 #[test]
@@ -427,7 +485,7 @@ fn bad_configs_are_clear_errors() {
     assert!(e.contains("heads[0].kind"), "{e}");
     let e = with_seq(&|c| c.input_size.width = 0);
     assert!(e.contains("input_size"), "{e}");
-    for slope in [-0.1, 1.0, f64::NAN] {
+    for slope in [-0.1, 1.5, f64::NAN] {
         let e = with_seq(&|c| c.map_negative_slope = slope);
         assert!(e.contains("map_negative_slope"), "{e}");
     }
