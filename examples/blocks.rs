@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use landmark_ssl::train::{ExperimentConfig, Trainer};
+use landmark_ssl::train::{DeviceChoice, ExperimentConfig, Trainer};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -88,6 +88,9 @@ struct Args {
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
+    /// Where to train: cpu, cuda or cuda:N (a build with the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
 }
 
 /// Seq-MT rows of the paper's Table 1 (pixels, mean of 5 seeds).
@@ -234,7 +237,8 @@ fn run_config(
         labelled * 100.0
     );
     cfg.seed = seed;
-    cfg.data.kind = "blocks".into();
+    cfg.device = args.device;
+    cfg.data.kind = landmark_ssl::train::DataKind::Blocks;
     cfg.data.generated_sizes = [args.train_images, args.eval_images, args.eval_images];
     cfg.labels.landmark_fraction = labelled;
     cfg.labels.attribute_fraction = 1.0;

@@ -36,7 +36,7 @@ use rand_chacha::ChaCha8Rng;
 
 use landmark_ssl::data::{BatchLoader, LoaderConfig, Preprocess};
 use landmark_ssl::losses::{self, Elt, EltConfig, EltImages};
-use landmark_ssl::train::{step_terms, ExperimentConfig, Trainer};
+use landmark_ssl::train::{step_terms, DeviceChoice, ExperimentConfig, Trainer};
 
 #[derive(Parser, Debug)]
 #[command(about = "Per-term gradient norms and ELT errors at the join of a run")]
@@ -59,6 +59,9 @@ struct Args {
     /// Huber delta (pixels) of the robust variant.
     #[arg(long, default_value_t = 3.0)]
     huber: f64,
+    /// Where to compute: cpu, cuda or cuda:N (a build with the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
 }
 
 /// Quantiles of a sample (sorted in place).
@@ -95,6 +98,7 @@ fn main() -> Result<()> {
     if let Some(s) = args.seed {
         cfg.seed = s;
     }
+    cfg.device = args.device;
     let join = cfg.costs.join_epoch();
     anyhow::ensure!(
         join > 0,
@@ -148,7 +152,7 @@ fn main() -> Result<()> {
         penalty: losses::EltPenalty::Huber { delta: args.huber },
         ..elt_small.config.clone()
     })?;
-    let device = candle_core::Device::Cpu;
+    let device = args.device.open()?;
     // Per term: its gradient norms into the map network, one per batch.
     let mut grad_rows: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     // Per ELT variant: (distances on uncut warps, on cut warps).

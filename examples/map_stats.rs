@@ -19,9 +19,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use clap::Parser;
 use landmark_ssl::data::{self, BatchLoader, LoaderConfig, Preprocess};
+use landmark_ssl::train::DeviceChoice;
 
 #[derive(Parser, Debug)]
 #[command(about = "Per-landmark statistics of a soft-argmax model's maps on Blocks")]
@@ -32,6 +33,9 @@ struct Args {
     /// Blocks images to measure on.
     #[arg(long, default_value_t = 256)]
     images: usize,
+    /// Where to compute: cpu, cuda or cuda:N (a build with the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
 }
 
 /// Per-landmark means over the batch of a (B, K) tensor.
@@ -52,7 +56,7 @@ fn main() -> Result<()> {
         (1..=4096).contains(&args.images),
         "--images takes 1 to 4096"
     );
-    let dev = Device::Cpu;
+    let dev = args.device.open()?;
     let ds = data::blocks::generate(args.images, 0x6d61_7073)?;
     let loader = BatchLoader::new(
         Arc::new(ds),

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example predict -- --checkpoint runs/blocks/L_ELT_A-5pct-seed0/best.safetensors \
 //!     image1.png image2.jpg [--box x0,y0,x1,y1] [--crop-factor F] [--format json|csv] [--out overlays/]
+//!     [--min-confidence C] [--device cpu|cuda:N]
 //! ```
 //!
 //! Each image is read as grey; the object is cropped from `--box` (in the image's pixels,
@@ -11,10 +12,14 @@
 //! checkpoint records (`--crop-factor` overrides it), resized to the model's input and
 //! normalised. The predicted landmarks are mapped back to the original image's pixels:
 //! (x, y), x the column and y the row, 0-based, pixel centres at integers. JSON prints one
-//! object per image (`{"image": .., "points": [[x, y], ...], "attributes": {..}}`, plus
-//! `"overlay"` with `--out`); CSV prints `image,k,x,y`. `--out` writes overlays (predictions
-//! in red) as PNG, one per image, named after the image (`x.png`, then `x-2.png`, ... when
-//! two images share a name).
+//! object per image (`{"image": .., "points": [[x, y], ...], "confidence": [..], "spread":
+//! [[sx, sy], ...], "attributes": {..}}`, plus `"overlay"` with `--out`); CSV prints
+//! `image,k,x,y,confidence,spread_x,spread_y`. Confidence is the peak probability of the
+//! landmark's map, in (0, 1] (1: all mass on one pixel of the model's input); spread is the
+//! standard deviation of that map's distribution along x and y, in the original image's
+//! pixels; both are empty for models without maps (Comm-MT). `--out` writes overlays as PNG,
+//! one per image, named after the image (`x.png`, then `x-2.png`, ... when two images share
+//! a name): points red, and orange rings where the confidence is below `--min-confidence`.
 //!
 //! An image that cannot be read or predicted is reported on stderr and the others are still
 //! processed; the exit status is 1 if any failed (or the checkpoint or arguments are bad).
@@ -31,7 +36,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use landmark_ssl::data::GreyImage;
 use landmark_ssl::models::{Error, Prediction, Predictor, Region};
-use landmark_ssl::train::{draw, DataConfig};
+use landmark_ssl::train::{draw, DataConfig, DeviceChoice};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
@@ -62,6 +67,12 @@ struct Args {
     /// Folder for overlay PNGs.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Overlays draw points whose confidence is below this as orange rings.
+    #[arg(long, value_name = "C", default_value_t = 0.0)]
+    min_confidence: f32,
+    /// Where the model runs: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
 }
 
 fn parse_box(s: &str) -> std::result::Result<Region, String> {
@@ -104,6 +115,7 @@ struct Run {
     region: Region,
     format: Format,
     out: Option<PathBuf>,
+    min_confidence: f32,
     used_names: HashSet<String>,
 }
 
@@ -140,6 +152,8 @@ impl Run {
                 let mut v = serde_json::json!({
                     "image": image,
                     "points": p.landmarks,
+                    "confidence": p.confidence,
+                    "spread": p.spread,
                     "attributes": p.attributes,
                 });
                 if let Some(o) = overlay {
@@ -149,7 +163,17 @@ impl Run {
             }
             Format::Csv => {
                 for (k, q) in p.landmarks.iter().enumerate() {
-                    writeln!(stdout, "{image},{k},{},{}", q[0], q[1])?;
+                    let c = p.confidence.as_ref().map(|c| c[k].to_string());
+                    let s = p.spread.as_ref().map(|s| s[k]);
+                    writeln!(
+                        stdout,
+                        "{image},{k},{},{},{},{},{}",
+                        q[0],
+                        q[1],
+                        c.unwrap_or_default(),
+                        s.map(|s| s[0].to_string()).unwrap_or_default(),
+                        s.map(|s| s[1].to_string()).unwrap_or_default(),
+                    )?;
                 }
                 Ok(())
             }
@@ -166,7 +190,15 @@ impl Run {
         p: &Prediction,
     ) -> Result<PathBuf> {
         let scale = (400 / w.max(h).max(1)).clamp(1, 8) as u32;
-        let overlay = draw::overlay(pixels, h, w, &[], &p.landmarks, scale);
+        let overlay = draw::overlay_with_confidence(
+            pixels,
+            h,
+            w,
+            &p.landmarks,
+            p.confidence.as_deref(),
+            self.min_confidence,
+            scale,
+        );
         let out = overlay_path(dir, image, &mut self.used_names);
         overlay
             .save(&out)
@@ -176,7 +208,7 @@ impl Run {
 }
 
 fn run(args: Args) -> Result<usize> {
-    let device = candle_core::Device::Cpu;
+    let device = args.device.open()?;
     // The models crate's errors name the checkpoint file.
     let mut predictor = Predictor::from_checkpoint(&args.checkpoint, &device)?;
     let recorded = predictor.info().and_then(|i| i.meta.crop_factor);
@@ -204,12 +236,14 @@ fn run(args: Args) -> Result<usize> {
         region: args.r#box.unwrap_or(Region::Whole),
         format: args.format,
         out: args.out,
+        min_confidence: args.min_confidence,
         used_names: HashSet::new(),
     };
     let stdout = std::io::stdout();
     let mut stdout = stdout.lock();
     if job.format == Format::Csv {
-        writeln!(stdout, "image,k,x,y").context("writing to stdout")?;
+        writeln!(stdout, "image,k,x,y,confidence,spread_x,spread_y")
+            .context("writing to stdout")?;
     }
     let mut failed = 0;
     for path in &args.images {

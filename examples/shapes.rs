@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use landmark_ssl::train::{predict, ExperimentConfig, Trainer};
+use landmark_ssl::train::{predict, DeviceChoice, ExperimentConfig, Trainer};
 
 #[derive(Parser, Debug)]
 #[command(about = "Seq-MT on Shapes with class labels only (section 4.1 of the paper)")]
@@ -52,6 +52,9 @@ struct Args {
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
+    /// Where to train: cpu, cuda or cuda:N (a build with the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
 }
 
 fn main() -> Result<()> {
@@ -62,9 +65,10 @@ fn main() -> Result<()> {
     let mut cfg = ExperimentConfig {
         name: "seqmt-shapes, class labels only".into(),
         seed: args.seed,
+        device: args.device,
         ..Default::default()
     };
-    cfg.data.kind = "shapes".into();
+    cfg.data.kind = landmark_ssl::train::DataKind::Shapes;
     let eval_n = (args.train_images / 2).max(1);
     cfg.data.generated_sizes = [args.train_images, eval_n, eval_n];
     cfg.model.preset = "seqmt-shapes".into();
@@ -110,7 +114,7 @@ fn main() -> Result<()> {
         &landmark_ssl::data::Preprocess::whole(60),
         64,
         0,
-        &candle_core::Device::Cpu,
+        trainer.device(),
     )?;
     let mut dist = [[0.0f64; 2]; 2]; // dist[landmark][shape]
     for (pred, gt) in p.landmarks.iter().zip(&p.truth) {

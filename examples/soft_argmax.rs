@@ -4,21 +4,31 @@
 //! `soft_argmax_detailed` on it, prints the located point, the confidence, the spread and
 //! the error, and exits with status 1 if the error exceeds 0.01 px.
 //!
-//! Run: `cargo run --release --example soft_argmax`.
+//! Run: `cargo run --release --example soft_argmax [-- --device cuda:0]`.
 
 #[path = "support/jemalloc.rs"]
 mod jemalloc;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
+use clap::Parser;
 use landmark_ssl::ops::{render_gaussian_heatmaps, soft_argmax, soft_argmax_detailed};
+use landmark_ssl::train::DeviceChoice;
+
+#[derive(Parser)]
+struct Args {
+    /// Where to compute: cpu, cuda or cuda:N (a build with the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
+}
 
 fn main() -> anyhow::Result<()> {
+    let device = Args::parse().device.open()?;
     let (h, w) = (64, 64);
     let truth = [23.37f32, 40.81];
     let sigma = 2.0;
     let beta = 1.0;
     // (1, 1, 2) points.
-    let points = Tensor::new(&[[truth]], &Device::Cpu)?;
+    let points = Tensor::new(&[[truth]], &device)?;
     // (1, 1, H, W) heat map with its peak (1) at the point.
     let heat = render_gaussian_heatmaps(&points, h, w, sigma, false)?;
     // Soft-argmax of beta * log(heat map): softmax gives back the (normalised) Gaussian,

@@ -41,7 +41,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use landmark_ssl::train::{checkpoint, io::write_atomic, ExperimentConfig, Trainer};
+use landmark_ssl::train::{checkpoint, io::write_atomic, DeviceChoice, ExperimentConfig, Trainer};
 
 use table1_grid::{parse_fractions, parse_rows, parse_seeds, plan, PlannedRun, Row};
 use table1_page::{extract_notes, render_page, render_svg, PageInput};
@@ -91,6 +91,10 @@ struct Args {
     /// Print the selected runs and whether each is done, train nothing.
     #[arg(long)]
     list: bool,
+    /// Where to train: cpu, cuda or cuda:N (a build with the `cuda` feature). Not part of
+    /// a run's fingerprint.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
 }
 
 /// The name of the file in a run folder holding the fingerprint of the config it trains.
@@ -119,6 +123,7 @@ fn run_spec(args: &Args, run: &PlannedRun) -> Result<RunSpec> {
     cfg.costs.set_from_label(row.costs)?;
     cfg.labels.landmark_fraction = fraction;
     cfg.seed = seed;
+    cfg.device = args.device;
     cfg.name = format!("table1 {} {}% seed {seed}", row.name, percent(fraction));
     if args.full {
         cfg.schedule.epochs = 100;

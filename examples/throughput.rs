@@ -1,15 +1,18 @@
 //! Training and inference throughput of any preset of the model zoo on random data. For the
 //! Seq-MT presets it is the same work as `../shared/reference/torch_reference.py <preset>`,
 //! for `rcnplus-300w` that of `benches/reference/torch_rcnplus.py`: one Adam step (lr 1e-3)
-//! on a batch of random images, landmark MSE (the per-pixel cross-entropy for softmax models)
-//! plus the cross-entropy of every class head (L1 for real-valued heads).
+//! on a batch of random images, with the trainer's own objective for the costs L+A
+//! (`landmark_ssl::train::step_terms`: the landmark distance, or the per-pixel cross-entropy
+//! for softmax models, plus the cross-entropy of every class head and L1 for real-valued
+//! heads), every image labelled.
 //!
 //! ```text
-//! cargo run --release --example throughput -- --preset seqmt-blocks --batch 32 --steps 5
+//! cargo run --release --example throughput -- --preset seqmt-blocks --batch 32 --steps 5 [--device cuda:0]
 //! ```
 //!
-//! Prints `params=N`, `train_images_per_sec=X` and `infer_images_per_sec=Y` last (medians
-//! over `--steps` steps, after one warm-up step).
+//! Prints `first_loss=L` (the warm-up step's objective: the same on every device, up to
+//! float rounding, for the same seed), then `params=N`, `train_images_per_sec=X` and
+//! `infer_images_per_sec=Y` last (medians over `--steps` steps, after one warm-up step).
 
 #[path = "support/jemalloc.rs"]
 mod jemalloc;
@@ -17,10 +20,16 @@ mod jemalloc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{Optimizer, VarBuilder, VarMap};
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Tensor};
+use candle_nn::{VarBuilder, VarMap};
 use clap::Parser;
-use landmark_ssl::models::{preset, HeadKind, LandmarkKind, LandmarkModel};
+use landmark_ssl::data::{Affine2, Batch};
+use landmark_ssl::models::{preset, HeadKind, LandmarkModel};
+use landmark_ssl::train::{
+    objective_weights, step_terms, Adam, AdamConfig, DeviceChoice, ExperimentConfig,
+};
 use rand::{Rng, SeedableRng};
 
 #[derive(Parser, Debug)]
@@ -38,6 +47,9 @@ struct Args {
     /// Seed of the random data and weights.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Where to run: cpu, cuda or cuda:N (a build with the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
 }
 
 /// The most timed steps (each keeps its time).
@@ -65,10 +77,12 @@ fn main() -> Result<()> {
     if args.steps == 0 || args.steps > MAX_STEPS {
         bail!("--steps {} is not in [1, {MAX_STEPS}]", args.steps);
     }
-    let dev = Device::Cpu;
+    let dev = args.device.open()?;
     let cfg = preset(&args.preset).with_context(|| format!("preset {}", args.preset))?;
     let vm = VarMap::new();
     let model = LandmarkModel::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev))?;
+    // The same initial weights on every device.
+    landmark_ssl::train::trainer::reinit_seeded(&vm, args.seed)?;
     let params: usize = vm.all_vars().iter().map(|v| v.elem_count()).sum();
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
@@ -80,73 +94,79 @@ fn main() -> Result<()> {
         .map(|_| rng.random::<f32>() * (h.min(w) as f32 - 1.0))
         .collect();
     let gt = Tensor::from_vec(gt, (b, k, 2), &dev)?;
-    let ones = Tensor::ones((b, k), DType::F32, &dev)?;
-    // One label vector per attribute head, sized from a forward pass.
-    let out = model.forward_t(&images, false)?;
+    let ones_bk = Tensor::ones((b, k), DType::F32, &dev)?;
+    let ones_b = Tensor::ones(b, DType::F32, &dev)?;
     // Class heads get random labels (cross-entropy), real heads random targets (L1).
-    let mut labels = Vec::new();
+    let mut classes = BTreeMap::new();
+    let mut reals = BTreeMap::new();
     for head in cfg.heads() {
-        let Some(logits) = out.attributes.get(&head.name) else {
-            continue;
-        };
-        let n = logits.dim(1)?;
-        let target = match head.kind {
-            HeadKind::Class { .. } => {
+        match head.kind {
+            HeadKind::Class { n } => {
                 let l: Vec<u32> = (0..b).map(|_| rng.random_range(0..n as u32)).collect();
-                Tensor::from_vec(l, b, &dev)?
+                classes.insert(
+                    head.name.clone(),
+                    (Tensor::from_vec(l, b, &dev)?, ones_b.clone()),
+                );
             }
-            HeadKind::Real { .. } => {
+            HeadKind::Real { n } => {
                 let v: Vec<f32> = (0..b * n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-                Tensor::from_vec(v, (b, n), &dev)?
+                reals.insert(
+                    head.name.clone(),
+                    (Tensor::from_vec(v, (b, n), &dev)?, ones_b.clone()),
+                );
             }
-        };
-        labels.push((head.name.clone(), target));
+        }
     }
-    let mut opt = candle_nn::AdamW::new(
-        vm.all_vars(),
-        candle_nn::ParamsAdamW {
-            lr: 1e-3,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-    )?;
+    let batch = Batch {
+        images,
+        pad_values: Tensor::zeros(b, DType::F32, &dev)?,
+        normalized: false,
+        landmarks: gt,
+        landmark_mask: ones_bk.clone(),
+        visible: ones_bk,
+        has_landmarks: ones_b,
+        classes,
+        reals,
+        indices: (0..b).collect(),
+        transforms: vec![Affine2::identity(); b],
+    };
+    let mut exp = ExperimentConfig::default();
+    exp.costs.set_from_label("L+A")?;
+    let costs = exp.costs.active(exp.costs.join_epoch());
+    let weights = objective_weights(&costs, &cfg)?;
+    let vars = vm
+        .data()
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the VarMap's lock is poisoned"))?
+        .clone();
+    let mut adam = Adam::new(&vars, AdamConfig::default())?;
     println!(
-        "preset={} batch={b} steps={} threads={} conv_kernel={}",
+        "preset={} batch={b} steps={} device={} threads={} conv_kernel={}",
         args.preset,
         args.steps,
+        args.device,
         rayon_threads(),
         landmark_ssl::ops::conv::cpu_kernel()
     );
 
-    let mut step = || -> Result<f64> {
+    let mut no_rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut step = || -> Result<(f64, f64)> {
         let t = Instant::now();
-        let out = model.forward_t(&images, true)?;
-        // Soft-argmax models (and Comm-MT) train a distance on the points; softmax models
-        // (RCN, Heatmap-MT) the per-pixel cross-entropy on their maps.
-        let mut loss = match (model.landmark_kind(), &out.maps) {
-            (LandmarkKind::Softmax, Some(maps)) => {
-                landmark_ssl::losses::heatmap_cross_entropy(maps, &gt, &ones)?.loss
-            }
-            _ => candle_nn::loss::mse(&out.landmarks, &gt)?,
-        };
-        for (name, y) in &labels {
-            let pred = &out.attributes[name];
-            let term = if y.dtype() == DType::U32 {
-                candle_nn::loss::cross_entropy(pred, y)?
-            } else {
-                (pred - y)?.abs()?.mean_all()?
-            };
-            loss = (loss + term)?;
-        }
-        opt.backward_step(&loss)?;
-        Ok(t.elapsed().as_secs_f64())
+        let out = model.forward_t(&batch.images, true)?;
+        let terms = step_terms(&model, &out, &batch, &costs, None, &mut no_rng)?.terms;
+        let report = weights.combine(&terms)?;
+        let loss = report.total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        adam.step_scaled(&report.total.backward()?, 1.0)?;
+        Ok((t.elapsed().as_secs_f64(), loss))
     };
-    step()?; // warm-up
-    let train: Vec<f64> = (0..args.steps).map(|_| step()).collect::<Result<_>>()?;
+    let (_, first_loss) = step()?; // warm-up
+    let train: Vec<f64> = (0..args.steps)
+        .map(|_| step().map(|(t, _)| t))
+        .collect::<Result<_>>()?;
 
     let infer = || -> Result<f64> {
         let t = Instant::now();
-        let out = model.forward_t(&images, false)?;
+        let out = model.forward_t(&batch.images, false)?;
         // Materialise the outputs.
         out.landmarks.sum_all()?.to_scalar::<f32>()?;
         Ok(t.elapsed().as_secs_f64())
@@ -155,6 +175,7 @@ fn main() -> Result<()> {
     let inf: Vec<f64> = (0..args.steps).map(|_| infer()).collect::<Result<_>>()?;
 
     println!("allocator={}", jemalloc::name());
+    println!("first_loss={first_loss:.6e}");
     println!("params={params}");
     println!("train_images_per_sec={:.2}", b as f64 / median(train));
     println!("infer_images_per_sec={:.2}", b as f64 / median(inf));

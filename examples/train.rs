@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Parser;
-use landmark_ssl::train::{ExperimentConfig, Trainer};
+use landmark_ssl::train::{DeviceChoice, ExperimentConfig, Trainer};
 
 #[derive(Parser, Debug)]
 #[command(about = "Train a landmark model from an experiment file (TOML)")]
@@ -27,6 +27,9 @@ struct Args {
     /// Override the number of epochs.
     #[arg(long)]
     epochs: Option<usize>,
+    /// Where to train (overrides the experiment's `device`): cpu, cuda or cuda:N.
+    #[arg(long)]
+    device: Option<DeviceChoice>,
     /// Print the experiment with every default filled in, and exit.
     #[arg(long)]
     show: bool,
@@ -37,6 +40,9 @@ fn main() -> Result<()> {
     let mut cfg = ExperimentConfig::from_toml_file(&args.experiment)?;
     if let Some(e) = args.epochs {
         cfg.schedule.epochs = e;
+    }
+    if let Some(d) = args.device {
+        cfg.device = d;
     }
     if args.show {
         println!("{}", toml::to_string_pretty(&cfg)?);

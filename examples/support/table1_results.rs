@@ -312,6 +312,7 @@ pub fn run_fingerprint(experiment: &serde_json::Value, model: &serde_json::Value
     let mut e = experiment.clone();
     remove_path(&mut e, &["name"]);
     remove_path(&mut e, &["output"]);
+    remove_unchanging(&mut e);
     let both = serde_json::json!({ "experiment": e, "model": model });
     fnv1a64_hex(canonical_json(&both).as_bytes())
 }
@@ -332,7 +333,18 @@ pub fn recipe_fingerprint(experiment: &serde_json::Value) -> String {
     ] {
         remove_path(&mut e, path);
     }
+    remove_unchanging(&mut e);
     fnv1a64_hex(canonical_json(&e).as_bytes())
+}
+
+/// Settings that do not change what a run computes, or that are at the value that means
+/// what configs without them meant: the device, and `data.crop = "auto"`. Runs recorded
+/// before these settings existed keep their fingerprints.
+fn remove_unchanging(e: &mut serde_json::Value) {
+    remove_path(e, &["device"]);
+    if e.pointer("/data/crop").and_then(|v| v.as_str()) == Some("auto") {
+        remove_path(e, &["data", "crop"]);
+    }
 }
 
 /// The mean and the sample standard deviation (`None` for fewer than two values).

@@ -20,9 +20,10 @@ use std::path::Path;
 use std::str::FromStr;
 
 use candle_core::{DType, Device, Tensor};
-use landmark_ssl_ops::{warp_image_slice, Affine2};
+use landmark_ssl_ops::{soft_argmax_detailed, warp_image_slice, Affine2};
 
 use crate::checkpoint::{load_checkpoint_within, CheckpointInfo};
+use crate::config::LandmarkKind;
 use crate::error::{Error, Result};
 use crate::limits::ModelLimits;
 use crate::LandmarkModel;
@@ -72,10 +73,24 @@ impl FromStr for Region {
 }
 
 /// One image's prediction.
+///
+/// Confidence and spread come from each landmark's probability map: `softmax(beta * map)`
+/// for soft-argmax models (Seq-MT, RCN+, Heatmap-MT with soft-argmax), the per-pixel
+/// softmax of the map for softmax models (RCN, Heatmap-MT). Comm-MT regresses points
+/// without maps and has neither.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
     /// K landmarks (x, y) in the original image's pixels.
     pub landmarks: Vec<[f32; 2]>,
+    /// Per landmark, the peak probability of its map, in (0, 1]: 1 when all the mass is on
+    /// one pixel of the model's input, `1 / (H W)` for a flat map. A unitless ranking of how
+    /// sure the model is; it depends on the input size and beta, so compare it within one
+    /// model. `None` for models without maps.
+    pub confidence: Option<Vec<f32>>,
+    /// Per landmark, the standard deviation of its map's distribution along x and along y,
+    /// about the distribution's mean, in pixels of the original image (the model-input
+    /// spread divided by the crop's scale). `None` for models without maps.
+    pub spread: Option<Vec<[f32; 2]>>,
     /// Attribute outputs by head name (class logits or real values).
     pub attributes: BTreeMap<String, Vec<f32>>,
     /// The crop map used (original pixels -> model-input pixels).
@@ -285,6 +300,20 @@ impl Predictor {
         let batch = Tensor::from_vec(pixels, (n, 1, sh, sw), &self.device)?;
         let o = self.model.forward_t(&batch, false)?;
         let lm = o.landmarks.to_dtype(DType::F32)?.to_vec3::<f32>()?;
+        let detail = match &o.maps {
+            Some(m) => {
+                let beta = match self.model.config().landmark_kind() {
+                    LandmarkKind::SoftArgmax => self.model.config().beta().unwrap_or(1.0),
+                    LandmarkKind::Softmax => 1.0,
+                };
+                let d = soft_argmax_detailed(m, beta)?;
+                Some((
+                    d.confidence.to_dtype(DType::F32)?.to_vec2::<f32>()?,
+                    d.spread.to_dtype(DType::F32)?.to_vec3::<f32>()?,
+                ))
+            }
+            None => None,
+        };
         let mut attrs: Vec<(String, Vec<Vec<f32>>)> = Vec::new();
         for (name, t) in &o.attributes {
             attrs.push((name.clone(), t.to_dtype(DType::F32)?.to_vec2::<f32>()?));
@@ -316,8 +345,29 @@ impl Predictor {
                 .iter()
                 .map(|(n, v)| (n.clone(), v[i].clone()))
                 .collect();
+            // The crop is a similarity: one scale for both axes.
+            let scale = a.determinant().abs().sqrt();
+            let (confidence, spread) = match &detail {
+                Some((conf, var)) => (
+                    Some(conf[i].clone()),
+                    Some(
+                        var[i]
+                            .iter()
+                            .map(|v| {
+                                [
+                                    (v[0].max(0.0) as f64).sqrt() as f32 / scale as f32,
+                                    (v[1].max(0.0) as f64).sqrt() as f32 / scale as f32,
+                                ]
+                            })
+                            .collect(),
+                    ),
+                ),
+                None => (None, None),
+            };
             out.push(Prediction {
                 landmarks,
+                confidence,
+                spread,
                 attributes,
                 crop: a,
             });

@@ -3,7 +3,7 @@
 //! [`crate::SEQMT_MAP_NEGATIVE_SLOPE`]) giving K maps at input resolution, a soft-argmax
 //! giving K points, and one MLP head per attribute reading the 2K coordinates.
 
-use candle_core::{Module, Tensor};
+use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use landmark_ssl_ops::conv::Conv2d;
 

@@ -15,12 +15,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::adam::AdamConfig;
+use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
+mod data_kind;
 mod validate;
 
-pub use validate::{
-    GENERATED_KINDS, MAX_BATCH_SIZE, MAX_CONFIG_BYTES, MAX_CROP_FACTOR, MAX_GENERATED_IMAGES,
-};
+pub use data_kind::{CropChoice, DataKind};
+pub use validate::{MAX_BATCH_SIZE, MAX_CONFIG_BYTES, MAX_CROP_FACTOR, MAX_GENERATED_IMAGES};
 
 /// A whole experiment: data, model, labels, costs, schedule, output.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -30,6 +31,9 @@ pub struct ExperimentConfig {
     pub name: String,
     /// Seed for every random choice (splits, sampling, augmentation, ELT, init, dropout).
     pub seed: u64,
+    /// Where training, the ELT warps and evaluation run: `"cpu"` (the default), `"cuda"` or
+    /// `"cuda:N"` (a build with the `cuda` feature).
+    pub device: DeviceChoice,
     /// `[data]`: the data set, its splits, the crop and the jitter.
     pub data: DataConfig,
     /// `[model]`: the network (a preset of the model zoo, or a whole config).
@@ -73,9 +77,13 @@ impl Default for EvalConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
-    /// `blocks`, `shapes` (generated), or a file format: `300w` (iBUG `.pts` folders),
-    /// `mtfl`, `aflw` (sqlite), `generic-csv`, `generic-json`.
-    pub kind: String,
+    /// `blocks`, `shapes` (generated), a file format: `300w` (iBUG `.pts` folders),
+    /// `mtfl`, `aflw` (sqlite), `generic-csv`, `generic-json`; or `in-memory` (splits
+    /// given to `Trainer::from_splits`).
+    pub kind: DataKind,
+    /// How images are cropped to the model's input (`auto`: whole images for generated and
+    /// in-memory data, the object's box for files).
+    pub crop: CropChoice,
     /// Training data: a folder (`300w`), a file (`mtfl` training.txt, `aflw.sqlite`,
     /// generic CSV/JSON). Unused for generated data.
     pub train: Option<PathBuf>,
@@ -90,7 +98,8 @@ pub struct DataConfig {
     pub valid_fraction: f64,
     /// Fraction held out for testing when `test` is absent.
     pub test_fraction: f64,
-    /// Square crop around the object: the box (or landmarks' extent) times this factor.
+    /// Square crop around the object (`crop = object`): the box (or landmarks' extent)
+    /// times this factor.
     pub crop_factor: f64,
     /// Per-epoch jitter: rotation range in degrees (+-), 0 disables (paper: 20 hands and
     /// Multi-PIE, 30 for 300W).
@@ -113,7 +122,8 @@ pub struct DataConfig {
 impl Default for DataConfig {
     fn default() -> Self {
         Self {
-            kind: "blocks".to_string(),
+            kind: DataKind::Blocks,
+            crop: CropChoice::Auto,
             train: None,
             test: None,
             image_root: None,

@@ -12,6 +12,8 @@ pub const GT_COLOUR: Rgb<u8> = Rgb([40, 220, 40]);
 pub const PRED_COLOUR: Rgb<u8> = Rgb([235, 40, 40]);
 /// Error-line colour (yellow).
 pub const LINE_COLOUR: Rgb<u8> = Rgb([250, 230, 30]);
+/// Colour of a prediction below the confidence threshold (orange, drawn as a ring).
+pub const LOW_CONFIDENCE_COLOUR: Rgb<u8> = Rgb([255, 150, 0]);
 
 /// Converts a grey image (row-major `h * w` values, any range) to RGB, stretched to 0..255
 /// and scaled up `scale` times (nearest neighbour).
@@ -155,6 +157,49 @@ pub fn overlay(
     }
     for p in pred {
         draw_dot(&mut img, to_img(p), s.max(2.0) * 0.6, PRED_COLOUR);
+    }
+    img
+}
+
+/// Draws a ring of outer radius `r` pixels (about 1.5 pixels thick) centred at `p`.
+pub fn draw_ring(img: &mut RgbImage, p: (f64, f64), r: f64, c: Rgb<u8>) {
+    if !(p.0.is_finite() && p.1.is_finite()) {
+        return;
+    }
+    let ri = r.ceil() as i64;
+    let inner = (r - 1.5).max(0.0);
+    let (cx, cy) = (p.0.round() as i64, p.1.round() as i64);
+    for dy in -ri..=ri {
+        for dx in -ri..=ri {
+            let d2 = (dx * dx + dy * dy) as f64;
+            if d2 <= r * r && d2 >= inner * inner {
+                put(img, cx + dx, cy + dy, c);
+            }
+        }
+    }
+}
+
+/// Predictions on a grey image, as [`overlay`] without ground truth, with each point's
+/// confidence: points whose confidence is below `threshold` are orange rings, the others
+/// red dots. `confidence` is one value per point (or `None`: all red dots).
+pub fn overlay_with_confidence(
+    pixels: &[f32],
+    h: usize,
+    w: usize,
+    pred: &[[f32; 2]],
+    confidence: Option<&[f32]>,
+    threshold: f32,
+    scale: u32,
+) -> RgbImage {
+    let mut img = grey_to_rgb(pixels, h, w, scale);
+    let s = scale.max(1) as f64;
+    let r = s.max(2.0) * 0.6;
+    for (k, p) in pred.iter().enumerate() {
+        let at = ((p[0] as f64 + 0.5) * s, (p[1] as f64 + 0.5) * s);
+        match confidence.and_then(|c| c.get(k)) {
+            Some(&c) if c < threshold => draw_ring(&mut img, at, r + 1.5, LOW_CONFIDENCE_COLOUR),
+            _ => draw_dot(&mut img, at, r, PRED_COLOUR),
+        }
     }
     img
 }

@@ -18,6 +18,7 @@ pub mod adam;
 pub mod checkpoint;
 pub mod config;
 mod datasets;
+pub mod device;
 pub mod draw;
 pub mod error;
 mod evaluation;
@@ -35,11 +36,12 @@ pub mod trainer;
 
 pub use adam::{Adam, AdamConfig};
 pub use config::{
-    CostConfig, DataConfig, EltOn, EvalConfig, ExperimentConfig, LabelConfig, ModelChoice,
-    OutputConfig, ScheduleConfig,
+    CostConfig, CropChoice, DataConfig, DataKind, EltOn, EvalConfig, ExperimentConfig, LabelConfig,
+    ModelChoice, OutputConfig, ScheduleConfig,
 };
 pub use datasets::{build_splits, Splits};
+pub use device::DeviceChoice;
 pub use error::{Error, Result};
-pub use objective::{step_terms, StepTerms};
+pub use objective::{objective_weights, step_terms, StepTerms};
 pub use report::{EpochRecord, Evaluation, GradNormStats};
 pub use trainer::{predict, ClassPredictions, Outcome, Predictions, Trainer};

@@ -123,6 +123,24 @@ pub fn step_terms<R: Rng + ?Sized>(
     Ok(st)
 }
 
+/// The weights that combine a step's terms (Eq. 2): lambda, alpha, gamma and the attribute
+/// weights of `costs`, beta of the model (1 for models without one). Validated.
+pub fn objective_weights(
+    costs: &CostConfig,
+    model_cfg: &landmark_ssl_models::ModelConfig,
+) -> Result<losses::ObjectiveWeights> {
+    let weights = losses::ObjectiveWeights {
+        lambda: costs.lambda,
+        alpha: costs.alpha,
+        gamma: costs.gamma,
+        beta: model_cfg.beta().unwrap_or(1.0),
+        attributes: costs.attribute_weights.clone(),
+        default_attribute_weight: 1.0,
+    };
+    weights.validate()?;
+    Ok(weights)
+}
+
 /// Whether a (B,) or (B, K) 0/1 mask has any 1.
 pub(crate) fn has_any(mask: &Tensor) -> Result<bool> {
     Ok(mask

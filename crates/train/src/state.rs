@@ -42,11 +42,24 @@ pub struct TrainState {
 }
 
 impl TrainState {
+    /// Whether `self` (read from a run folder) belongs to the experiment of `current`: the
+    /// two experiments compare equal as configs, so settings added to the library since the
+    /// folder was written compare at their defaults (their values before they existed).
+    pub fn same_experiment(&self, current: &TrainState) -> bool {
+        let parse = |s: &str| serde_json::from_str::<ExperimentConfig>(s).ok();
+        match (parse(&self.experiment), parse(&current.experiment)) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.experiment == current.experiment,
+        }
+    }
+
     /// The state before the first epoch of `cfg`, whose model resolved to `model`.
     pub fn new(cfg: &ExperimentConfig, model: &ModelConfig) -> Self {
         // Output and display settings do not change the run.
         let mut key = cfg.clone();
         key.output = Default::default();
+        // A run started on one device may continue on another.
+        key.device = Default::default();
         key.schedule.epochs = 0;
         key.model.config = Some(model.clone());
         Self {
@@ -307,6 +320,28 @@ pub(crate) mod tests {
         let key = |m: &ModelConfig| TrainState::new(&cfg, m).experiment;
         assert_eq!(key(&a), key(&a.clone()));
         assert_ne!(key(&a), key(&b));
+    }
+
+    /// A folder written before a setting existed resumes: the setting compares at its
+    /// default. The device never matters; the seed does.
+    #[test]
+    fn older_folders_and_other_devices_are_the_same_experiment() {
+        let cfg = ExperimentConfig::default();
+        let m = models::preset(&cfg.model.preset).unwrap();
+        let now = TrainState::new(&cfg, &m);
+        let mut v: serde_json::Value = serde_json::from_str(&now.experiment).unwrap();
+        v.as_object_mut().unwrap().remove("device");
+        v["data"].as_object_mut().unwrap().remove("crop");
+        let mut old = now.clone();
+        old.experiment = v.to_string();
+        assert_ne!(old.experiment, now.experiment);
+        assert!(old.same_experiment(&now));
+        let mut gpu = cfg.clone();
+        gpu.device = crate::DeviceChoice::Cuda(1);
+        assert!(TrainState::new(&gpu, &m).same_experiment(&now));
+        let mut other = cfg.clone();
+        other.seed += 1;
+        assert!(!TrainState::new(&other, &m).same_experiment(&now));
     }
 
     #[test]

@@ -27,6 +27,7 @@
 //! continues exactly as the uninterrupted run would.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::Instant;
@@ -43,7 +44,7 @@ use landmark_ssl_models::{self as models, HeadKind, LandmarkModel, ModelConfig};
 
 use crate::adam::Adam;
 use crate::checkpoint;
-use crate::config::ExperimentConfig;
+use crate::config::{CropChoice, ExperimentConfig};
 use crate::datasets::{build_splits, Splits};
 use crate::error::{Error, Result};
 use crate::evaluation::{evaluate, Evaluation};
@@ -100,14 +101,25 @@ pub struct Trainer {
     weights: losses::ObjectiveWeights,
     state: TrainState,
     out_dir: PathBuf,
+    /// When this process started training (for [`Outcome::seconds`]).
+    started: Option<Instant>,
 }
 
 impl Trainer {
-    /// Builds data, model and optimiser for `cfg`; when `cfg.output.dir` holds a checkpoint
-    /// of an unfinished run of the same experiment, training resumes from it.
+    /// Generates or loads the data `cfg.data` names ([`build_splits`]), then as
+    /// [`Trainer::from_splits`].
     pub fn new(cfg: ExperimentConfig) -> Result<Self> {
         cfg.validate()?;
         let splits = build_splits(&cfg)?;
+        Self::from_splits(cfg, splits)
+    }
+
+    /// Builds the model and optimiser for `cfg` around splits the program made itself
+    /// ([`Splits::new`] or [`Splits::as_flagged`]; `cfg.data` then only says how images are
+    /// cropped and jittered: set `data.kind = "in-memory"`). When `cfg.output.dir` holds a
+    /// checkpoint of an unfinished run of the same experiment, training resumes from it.
+    pub fn from_splits(cfg: ExperimentConfig, splits: Splits) -> Result<Self> {
+        cfg.validate()?;
         let model_cfg = match &cfg.model.config {
             Some(c) => c.clone(),
             None => models::preset(&cfg.model.preset)?,
@@ -131,7 +143,7 @@ impl Trainer {
             });
         }
         check_heads(&model_cfg, &splits.train, cfg.costs.attribute)?;
-        let device = Device::Cpu;
+        let device = cfg.device.open()?;
         let varmap = VarMap::new();
         let model = LandmarkModel::new(
             &model_cfg,
@@ -148,15 +160,7 @@ impl Trainer {
         } else {
             None
         };
-        let weights = losses::ObjectiveWeights {
-            lambda: cfg.costs.lambda,
-            alpha: cfg.costs.alpha,
-            gamma: cfg.costs.gamma,
-            beta: model_cfg.beta().unwrap_or(1.0),
-            attributes: cfg.costs.attribute_weights.clone(),
-            default_attribute_weight: 1.0,
-        };
-        weights.validate()?;
+        let weights = objective::objective_weights(&cfg.costs, &model_cfg)?;
         let out_dir = cfg.output.dir.clone();
         let mut trainer = Self {
             state: TrainState::new(&cfg, &model_cfg),
@@ -172,6 +176,7 @@ impl Trainer {
             elt,
             weights,
             out_dir,
+            started: None,
         };
         trainer.try_resume()?;
         Ok(trainer)
@@ -191,6 +196,11 @@ impl Trainer {
     /// attribute heads).
     pub fn varmap(&self) -> &VarMap {
         &self.varmap
+    }
+
+    /// The device the model lives on.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// The splits (with the label flags of the training split).
@@ -214,7 +224,7 @@ impl Trainer {
             }
             return Ok(());
         };
-        if state.experiment != self.state.experiment {
+        if !state.same_experiment(&self.state) {
             return Err(Error::Checkpoint {
                 what: format!(
                     "{} holds a run of a different experiment; choose another output.dir or delete it",
@@ -314,82 +324,108 @@ impl Trainer {
     /// split with the best weights and writes the report. Resumed runs continue from their
     /// last completed epoch.
     pub fn run(&mut self) -> Result<Outcome> {
-        let started = Instant::now();
-        std::fs::create_dir_all(&self.out_dir).map_err(crate::error::io_err(&self.out_dir))?;
-        let total_epochs = self.cfg.schedule.epochs;
-        while self.state.epoch < total_epochs && !self.state.stopped_early {
-            let epoch = self.state.epoch;
-            if self.cfg.schedule.restart_optimizer_at_join && self.cfg.costs.joins_at(epoch) {
-                self.adam.restart()?;
-            }
-            let epoch_start = Instant::now();
-            let plan = epoch_plan(&self.cfg, &self.splits.train, epoch);
-            let n_steps = plan.len();
-            let n_images: usize = plan.iter().map(Vec::len).sum();
-            let rx = self.prefetch(plan, epoch);
-            let mut progress =
-                Progress::new(self.cfg.output.progress, epoch + 1, total_epochs, n_steps);
-            let mut tally = EpochTally::default();
-            let mut images_done = 0usize;
-            for step in 0..n_steps {
-                let batch = rx.recv().map_err(|_| Error::InvalidSetting {
-                    field: "data".into(),
-                    reason: "the batch producer stopped early".into(),
-                })??;
-                let ramp = self.cfg.lr_rampup_factor(epoch, step, n_steps);
-                self.adam.set_learning_rate(self.state.lr * ramp);
-                let outcome = self.step(&batch, epoch, step)?;
-                tally.add_step(&outcome.costs, outcome.grad_norm);
-                images_done += batch.len();
-                let rate = images_done as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9);
-                progress.update(step + 1, &outcome.costs, rate);
-            }
-            let train_seconds = epoch_start.elapsed().as_secs_f64();
-            let valid = self.evaluate_split(
-                &self.splits.valid.clone(),
-                self.cfg.schedule.max_valid_images,
-            )?;
-            progress.finish(&format!(
-                "valid error {:.4} {}",
-                valid.mean_error, valid.unit
-            ));
-            let improved = self.state.count_epoch(selection_score(&self.cfg, &valid));
-            let record = EpochRecord {
-                epoch: self.state.epoch,
-                lr: self.adam.learning_rate(),
-                train: tally.means(),
-                valid_error: valid.mean_error,
-                valid_unit: valid.unit.clone(),
-                valid_accuracy: valid.accuracy.clone(),
-                images_per_sec: n_images as f64 / train_seconds.max(1e-9),
-                seconds: epoch_start.elapsed().as_secs_f64(),
-                best: improved,
-                grad_norm: tally.grad_norm(),
-            };
-            self.state
-                .push_record(record.clone(), self.cfg.schedule.patience);
-            self.state.lr *= self.cfg.schedule.lr_decay;
-            self.adam.set_learning_rate(self.state.lr);
-            self.state.seconds += epoch_start.elapsed().as_secs_f64();
-            checkpoint::save_training(
-                &self.out_dir,
-                &self.state,
-                &self.model_cfg,
-                &self.varmap,
-                &self.adam,
-                improved,
-                matches!(self.eval_pre.crop, data::CropMode::Object { .. })
-                    .then_some(self.cfg.data.crop_factor),
-            )?;
-            // After the state commits the epoch: a kill in between leaves the line
-            // missing, and the resume writes it from the state's history.
-            report::append_epoch(&self.out_dir, &record)?;
-        }
-        self.finish(started)
+        self.run_with(|_| ControlFlow::Continue(()))
     }
 
-    /// Loads the best weights, evaluates the test split once, writes the report.
-    fn finish(&mut self, started: Instant) -> Result<Outcome> {
+    /// As [`Trainer::run`], calling `on_epoch` after each epoch has been logged and
+    /// checkpointed; `ControlFlow::Break(())` stops training there (the test evaluation and
+    /// the report still follow, with the best weights so far). The run folder keeps the
+    /// stopped run resumable: a later `run` continues it.
+    pub fn run_with<F>(&mut self, mut on_epoch: F) -> Result<Outcome>
+    where
+        F: FnMut(&EpochRecord) -> ControlFlow<()>,
+    {
+        while let Some(record) = self.next_epoch()? {
+            if on_epoch(&record).is_break() {
+                break;
+            }
+        }
+        self.finish()
+    }
+
+    /// Trains one epoch, validates, checkpoints and logs it, and returns its record; `None`
+    /// once the schedule has ended or early stopping has triggered. With [`Trainer::finish`]
+    /// this is the loop of [`Trainer::run`] for a program that drives it itself.
+    pub fn next_epoch(&mut self) -> Result<Option<EpochRecord>> {
+        self.started.get_or_insert_with(Instant::now);
+        let total_epochs = self.cfg.schedule.epochs;
+        if self.state.epoch >= total_epochs || self.state.stopped_early {
+            return Ok(None);
+        }
+        std::fs::create_dir_all(&self.out_dir).map_err(crate::error::io_err(&self.out_dir))?;
+        let epoch = self.state.epoch;
+        if self.cfg.schedule.restart_optimizer_at_join && self.cfg.costs.joins_at(epoch) {
+            self.adam.restart()?;
+        }
+        let epoch_start = Instant::now();
+        let plan = epoch_plan(&self.cfg, &self.splits.train, epoch);
+        let n_steps = plan.len();
+        let n_images: usize = plan.iter().map(Vec::len).sum();
+        let rx = self.prefetch(plan, epoch);
+        let mut progress =
+            Progress::new(self.cfg.output.progress, epoch + 1, total_epochs, n_steps);
+        let mut tally = EpochTally::default();
+        let mut images_done = 0usize;
+        for step in 0..n_steps {
+            let batch = rx.recv().map_err(|_| Error::InvalidSetting {
+                field: "data".into(),
+                reason: "the batch producer stopped early".into(),
+            })??;
+            let ramp = self.cfg.lr_rampup_factor(epoch, step, n_steps);
+            self.adam.set_learning_rate(self.state.lr * ramp);
+            let outcome = self.step(&batch, epoch, step)?;
+            tally.add_step(&outcome.costs, outcome.grad_norm);
+            images_done += batch.len();
+            let rate = images_done as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9);
+            progress.update(step + 1, &outcome.costs, rate);
+        }
+        let train_seconds = epoch_start.elapsed().as_secs_f64();
+        let valid = self.evaluate_split(
+            &self.splits.valid.clone(),
+            self.cfg.schedule.max_valid_images,
+        )?;
+        progress.finish(&format!(
+            "valid error {:.4} {}",
+            valid.mean_error, valid.unit
+        ));
+        let improved = self.state.count_epoch(selection_score(&self.cfg, &valid));
+        let record = EpochRecord {
+            epoch: self.state.epoch,
+            lr: self.adam.learning_rate(),
+            train: tally.means(),
+            valid_error: valid.mean_error,
+            valid_unit: valid.unit.clone(),
+            valid_accuracy: valid.accuracy.clone(),
+            images_per_sec: n_images as f64 / train_seconds.max(1e-9),
+            seconds: epoch_start.elapsed().as_secs_f64(),
+            best: improved,
+            grad_norm: tally.grad_norm(),
+        };
+        self.state
+            .push_record(record.clone(), self.cfg.schedule.patience);
+        self.state.lr *= self.cfg.schedule.lr_decay;
+        self.adam.set_learning_rate(self.state.lr);
+        self.state.seconds += epoch_start.elapsed().as_secs_f64();
+        checkpoint::save_training(
+            &self.out_dir,
+            &self.state,
+            &self.model_cfg,
+            &self.varmap,
+            &self.adam,
+            improved,
+            matches!(self.eval_pre.crop, data::CropMode::Object { .. })
+                .then_some(self.cfg.data.crop_factor),
+        )?;
+        // After the state commits the epoch: a kill in between leaves the line
+        // missing, and the resume writes it from the state's history.
+        report::append_epoch(&self.out_dir, &record)?;
+        Ok(Some(record))
+    }
+
+    /// Loads the best weights, evaluates the test split once, writes the report. Call it
+    /// after the epochs that [`Trainer::next_epoch`] ran.
+    pub fn finish(&mut self) -> Result<Outcome> {
+        let started = *self.started.get_or_insert_with(Instant::now);
         checkpoint::load_best(&self.out_dir, &self.varmap)?;
         let test_ds = self.splits.test.clone();
         let predictions = self.predict_split(&test_ds, 0)?;
@@ -441,9 +477,13 @@ impl Trainer {
 }
 
 fn preprocess_for(cfg: &ExperimentConfig, size: usize) -> Preprocess {
-    match cfg.data.kind.as_str() {
-        "blocks" | "shapes" => Preprocess::whole(size),
-        _ => {
+    let crop = match cfg.data.crop {
+        CropChoice::Auto => cfg.data.kind.auto_crop(),
+        c => c,
+    };
+    match crop {
+        CropChoice::Whole | CropChoice::Auto => Preprocess::whole(size),
+        CropChoice::Object => {
             let mut p = Preprocess::object(size);
             p.crop = data::CropMode::Object {
                 box_scale: cfg.data.crop_factor as f32,

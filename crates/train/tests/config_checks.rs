@@ -90,10 +90,13 @@ fn an_unknown_data_kind_lists_the_known_ones() {
     assert_refused(
         "[data]\nkind = \"blokcs\"\n",
         &[
-            "unknown data kind `blokcs`; expected one of blocks, shapes, 300w",
+            "line 2",
+            "unknown variant `blokcs`, expected one of `blocks`, `shapes`, `300w`",
             "generic-json",
         ],
     );
+    assert_refused("device = \"gpu\"\n", &["line 1", "device", "cuda:N"]);
+    assert_refused("[data]\nkind = \"mtfl\"\n", &["data.train", "mtfl"]);
 }
 
 #[test]

@@ -12,7 +12,7 @@ fn tiny_experiment(dir: &Path, epochs: usize) -> ExperimentConfig {
         seed: 7,
         ..Default::default()
     };
-    cfg.data.kind = "blocks".into();
+    cfg.data.kind = landmark_ssl_train::DataKind::Blocks;
     cfg.data.generated_sizes = [96, 24, 24];
     cfg.labels.landmark_fraction = 0.25;
     cfg.model.config = Some(ModelConfig::SeqMt(SeqMtConfig {

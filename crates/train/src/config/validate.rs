@@ -5,10 +5,6 @@ use landmark_ssl_metrics::Normalizer;
 
 use super::ExperimentConfig;
 use crate::error::{Error, Result};
-use crate::formats::FORMATS;
-
-/// The `data.kind` values of generated data.
-pub const GENERATED_KINDS: &[&str] = &["blocks", "shapes"];
 
 /// The most images generated data may have over its three splits: they are held in memory
 /// (60x60 bytes each, plus their labels), about 0.4 GB at the limit.
@@ -34,19 +30,13 @@ impl ExperimentConfig {
 
     fn validate_data(&self) -> Result<()> {
         let d = &self.data;
-        let generated = GENERATED_KINDS.contains(&d.kind.as_str());
-        if !generated && !FORMATS.contains(&d.kind.as_str()) && d.kind != "pts" {
+        if d.kind.is_file_format() && d.train.is_none() {
             return invalid(
-                "data.kind",
-                format!(
-                    "unknown data kind `{}`; expected one of {}, {}",
-                    d.kind,
-                    GENERATED_KINDS.join(", "),
-                    FORMATS.join(", ")
-                ),
+                "data.train",
+                format!("data kind `{}` needs a `train` path", d.kind),
             );
         }
-        if generated {
+        if d.kind.is_generated() {
             if let Some(i) = d.generated_sizes.iter().position(|&n| n == 0) {
                 return invalid(
                     "data.generated_sizes",
