@@ -115,9 +115,6 @@ pub fn save_training(
     let (weights, optim) = epoch_files(state.epoch);
     // The model zoo's writer is atomic itself (temporary file, rename).
     models::save_checkpoint(dir.join(&weights), model_cfg, vm, &meta)?;
-    if is_best {
-        models::save_checkpoint(best_path(dir), model_cfg, vm, &meta)?;
-    }
     let adam_state = adam.state()?;
     let bytes = safetensors_bytes(&adam_state, &dir.join(&optim))?;
     write_atomic(&dir.join(&optim), &bytes)?;
@@ -129,8 +126,35 @@ pub fn save_training(
         source,
     })?;
     write_atomic(&state_path(dir), &json)?;
+    // Only a committed epoch becomes the best checkpoint: a kill before this line leaves
+    // `best.safetensors` at the committed best, and a kill during it is repaired on resume
+    // ([`restore_best`]).
+    if is_best {
+        copy_atomic(&dir.join(&new_state.weights), &best_path(dir))?;
+    }
     remove_other_epoch_files(dir, state.epoch);
     Ok(())
+}
+
+/// After a resume: when the committed epoch is the best one, `best.safetensors` is made a
+/// copy of its weights (a kill between the state's commit and the copy left the previous
+/// best there).
+pub fn restore_best(dir: &Path, state: &TrainState) -> Result<()> {
+    if state.epoch == 0 || state.best_epoch != state.epoch {
+        return Ok(());
+    }
+    check_file_name("weights", &state.weights).map_err(|what| Error::Checkpoint { what })?;
+    let src = dir.join(&state.weights);
+    match inside_run(dir, &src)? {
+        Some(src) => copy_atomic(&src, &best_path(dir)),
+        None => Ok(()),
+    }
+}
+
+/// Copies `src` to `dst` through a temporary file and a rename.
+fn copy_atomic(src: &Path, dst: &Path) -> Result<()> {
+    let bytes = std::fs::read(src).map_err(io_err(src))?;
+    write_atomic(dst, &bytes)
 }
 
 /// Removes the weight and optimiser files of every epoch but `keep` (those `state.json`

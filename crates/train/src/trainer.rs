@@ -240,6 +240,7 @@ impl Trainer {
         checkpoint::load_training(&self.out_dir, &state, &self.varmap, &mut self.adam)?;
         self.adam.set_learning_rate(state.lr);
         checkpoint::reconcile_log(&self.out_dir, &state.history)?;
+        checkpoint::restore_best(&self.out_dir, &state)?;
         checkpoint::remove_other_epoch_files(&self.out_dir, state.epoch);
         self.state = state;
         Ok(())

@@ -225,3 +225,21 @@ fn a_log_without_state_is_restarted() {
     assert!(log_lines(&d)[0]["valid_error"].is_number());
     std::fs::remove_dir_all(d).unwrap();
 }
+
+/// `best.safetensors` only ever holds a committed epoch: a kill after the state committed
+/// a new best epoch but before the best file was copied leaves the older best (or none),
+/// and the resume makes it the committed epoch's weights again.
+#[test]
+fn a_kill_before_the_best_copy_is_repaired_on_resume() {
+    let d = fresh_dir("best");
+    let first = Trainer::new(tiny_experiment(&d, 1)).unwrap().run().unwrap();
+    let best = d.join("best.safetensors");
+    let committed = std::fs::read(d.join("epoch-0001.safetensors")).unwrap();
+    assert_eq!(std::fs::read(&best).unwrap(), committed);
+    // The kill came before the copy: no best file yet.
+    std::fs::remove_file(&best).unwrap();
+    let again = Trainer::new(tiny_experiment(&d, 1)).unwrap().run().unwrap();
+    assert_eq!(std::fs::read(&best).unwrap(), committed);
+    assert_eq!(again.test.mean_error, first.test.mean_error);
+    std::fs::remove_dir_all(d).unwrap();
+}
