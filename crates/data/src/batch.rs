@@ -5,18 +5,21 @@ use std::collections::BTreeMap;
 use candle_core::{Device, Tensor};
 
 use crate::error::{Error, Result};
+use crate::image_file::check_channels;
 use crate::prepare::PreparedSample;
 use landmark_ssl_ops::Affine2;
 
-/// A batch of B prepared samples (crop side S, K landmarks).
+/// A batch of B prepared samples (C channels, crop side S, K landmarks).
 #[derive(Debug, Clone)]
 pub struct Batch {
-    /// Images (B, 1, S, S) f32 (normalised crops).
+    /// Images (B, C, S, S) f32 (normalised crops; C = 1 grey, 3 RGB).
     pub images: Tensor,
-    /// (B,) f32: per image, the value of a pixel outside the original image (black) in
-    /// `images` ([`PreparedSample::pad_value`]); what a warp of `images` fills with.
+    /// (B, C) f32: per image and channel, the value of a pixel outside the original image
+    /// (black) in `images` ([`PreparedSample::pad_values`]); what a warp of `images` fills
+    /// that channel with.
     pub pad_values: Tensor,
-    /// Whether `images` are normalised per image (a warped image is normalised again).
+    /// Whether `images` are normalised per image and channel (a warped image is normalised
+    /// again).
     pub normalized: bool,
     /// Landmarks (B, K, 2) f32, (x, y) in crop pixels (0 where a point is not visible).
     pub landmarks: Tensor,
@@ -51,17 +54,25 @@ impl Batch {
         self.indices.is_empty()
     }
 
+    /// Channels C of the images (1 grey, 3 RGB).
+    pub fn channels(&self) -> usize {
+        self.images.dims().get(1).copied().unwrap_or(0)
+    }
+
     /// Stacks prepared samples into tensors on `device` (shapes in the field docs).
     ///
     /// Errors: no samples ([`Error::EmptyDataset`]); samples with different crop sizes,
-    /// landmark counts or real-attribute dimensions ([`Error::BadSample`] naming the batch
-    /// position and data-set index).
+    /// channel counts, landmark counts or real-attribute dimensions ([`Error::BadSample`]
+    /// naming the batch position and data-set index).
     pub fn from_samples(samples: &[&PreparedSample], device: &Device) -> Result<Batch> {
         let first = samples.first().ok_or_else(|| Error::EmptyDataset {
             what: "batch with no samples".into(),
         })?;
         let (b, s, k) = (samples.len(), first.size, first.landmarks.len());
-        let mut images = Vec::with_capacity(b * s * s);
+        let c = first.channels;
+        check_channels("channels", c)?;
+        let mut images = Vec::with_capacity(b * c * s * s);
+        let mut pads = Vec::with_capacity(b * c);
         let mut lm = Vec::with_capacity(b * k * 2);
         let mut mask = Vec::with_capacity(b * k);
         let mut vis = Vec::with_capacity(b * k);
@@ -73,12 +84,25 @@ impl Batch {
                 index: p.index,
                 message: format!("batch position {pos}: {message}"),
             };
-            if p.size != s || p.image.len() != s * s {
+            if p.channels != c {
                 return Err(bad(format!(
-                    "crop {}x{} with {} pixels, batch uses {s}x{s}",
+                    "{} channels, the batch's first sample has {c}: prepare every sample \
+                     with the same Preprocess::channels",
+                    p.channels
+                )));
+            }
+            if p.size != s || p.image.len() != c * s * s {
+                return Err(bad(format!(
+                    "crop {}x{} with {} values, batch uses {c}x{s}x{s}",
                     p.size,
                     p.size,
                     p.image.len()
+                )));
+            }
+            if p.pad_values.len() != c {
+                return Err(bad(format!(
+                    "{} pad values for {c} channels",
+                    p.pad_values.len()
                 )));
             }
             if p.landmarks.len() != k || p.visible.len() != k {
@@ -93,6 +117,7 @@ impl Batch {
                 return Err(bad("normalised and raw crops in one batch".into()));
             }
             images.extend_from_slice(&p.image);
+            pads.extend_from_slice(&p.pad_values);
             let hl = if p.has_landmarks { 1.0f32 } else { 0.0 };
             has.push(hl);
             for (q, &v) in p.landmarks.iter().zip(&p.visible) {
@@ -165,12 +190,8 @@ impl Batch {
             );
         }
         Ok(Batch {
-            images: Tensor::from_vec(images, (b, 1, s, s), device)?,
-            pad_values: Tensor::from_vec(
-                samples.iter().map(|p| p.pad_value).collect::<Vec<f32>>(),
-                b,
-                device,
-            )?,
+            images: Tensor::from_vec(images, (b, c, s, s), device)?,
+            pad_values: Tensor::from_vec(pads, (b, c), device)?,
             normalized: first.normalized,
             landmarks: Tensor::from_vec(lm, (b, k, 2), device)?,
             landmark_mask: Tensor::from_vec(mask, (b, k), device)?,

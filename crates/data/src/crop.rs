@@ -11,12 +11,14 @@
 //!   zero outside the image). When `A` shrinks by more than 2x (`k < 0.5`, `k` its scale)
 //!   the region of the image under the crop is first area-averaged over `f x f` blocks,
 //!   `f = floor(1 / k)`, and `A` is composed with the block map, so bilinear sampling never
-//!   skips source pixels. Only the region under the crop is turned into floats.
+//!   skips source pixels. Only the region under the crop is turned into floats. Colour
+//!   images are resampled channel by channel through the same map, into a planar crop
+//!   (C x S x S).
 
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::image_file::GreyImage;
+use crate::image_file::{check_channels, Image};
 use crate::sample::{Dataset, ImageSource, Sample};
 use landmark_ssl_ops::{warp_image_slice, Affine2};
 
@@ -86,10 +88,12 @@ pub fn crop_box(sample: &Sample, w: usize, h: usize, crop: &CropMode) -> ([f64; 
     }
 }
 
-/// Warps the region of `img` under the crop `a` into an S x S crop in [0, 1].
-pub(crate) fn warp_crop(img: &GreyImage, a: &Affine2, s: usize, antialias: bool) -> Vec<f32> {
+/// Warps the region of `img` under the crop `a` into an S x S crop in [0, 1], one plane per
+/// channel (`img.channels` x S x S, planar), every channel through the same map.
+pub(crate) fn warp_crop(img: &Image, a: &Affine2, s: usize, antialias: bool) -> Vec<f32> {
+    let c = img.channels.max(1);
     let Ok(inv) = a.inverse() else {
-        return vec![0.0; s * s];
+        return vec![0.0; c * s * s];
     };
     let k = (a.m[0] * a.m[4] - a.m[1] * a.m[3]).abs().sqrt();
     let f = if antialias && k < 0.5 {
@@ -111,24 +115,32 @@ pub(crate) fn warp_crop(img: &GreyImage, a: &Affine2, s: usize, antialias: bool)
     let x1 = (hi[0] + margin).ceil().min(img.width as f64);
     let y1 = (hi[1] + margin).ceil().min(img.height as f64);
     if !(x1 > x0 && y1 > y0) {
-        return vec![0.0; s * s];
+        return vec![0.0; c * s * s];
     }
     let (x0, y0, x1, y1) = (x0 as usize, y0 as usize, x1 as usize, y1 as usize);
     let (rw, rh) = ((x1 - x0).div_ceil(f), (y1 - y0).div_ceil(f));
-    let mut roi = vec![0.0f32; rw * rh];
+    // The region, area-averaged over f x f blocks, one plane per channel.
+    let mut roi = vec![0.0f32; c * rw * rh];
     let norm = 1.0 / (255.0 * (f * f) as f32);
-    for (ry, row) in roi.chunks_mut(rw).enumerate() {
-        for sy in 0..f {
-            let y = y0 + ry * f + sy;
-            if y >= img.height {
-                break;
-            }
-            let src = &img.pixels[y * img.width..(y + 1) * img.width];
-            for (rx, out) in row.iter_mut().enumerate() {
-                let xs = x0 + rx * f;
-                let xe = (xs + f).min(img.width);
-                let sum: u32 = src[xs..xe].iter().map(|&v| v as u32).sum();
-                *out += sum as f32 * norm;
+    let row_len = img.width * c;
+    for (ch, plane) in roi.chunks_mut(rw * rh).enumerate() {
+        for (ry, row) in plane.chunks_mut(rw).enumerate() {
+            for sy in 0..f {
+                let y = y0 + ry * f + sy;
+                if y >= img.height {
+                    break;
+                }
+                let src = &img.pixels[y * row_len..(y + 1) * row_len];
+                for (rx, out) in row.iter_mut().enumerate() {
+                    let xs = x0 + rx * f;
+                    let xe = (xs + f).min(img.width);
+                    let sum: u32 = src[xs * c + ch..xe * c]
+                        .iter()
+                        .step_by(c)
+                        .map(|&v| v as u32)
+                        .sum();
+                    *out += sum as f32 * norm;
+                }
             }
         }
     }
@@ -146,12 +158,20 @@ pub(crate) fn warp_crop(img: &GreyImage, a: &Affine2, s: usize, antialias: bool)
             m[3] * ox + m[4] * oy + m[5],
         ],
     };
-    warp_image_slice(&roi, 1, rh, rw, &a2, s, s)
+    warp_image_slice(&roi, c, rh, rw, &a2, s, s)
 }
 
 impl Dataset {
-    /// Decodes every file image once and keeps, in memory, only a square region around the
-    /// object, so later epochs never decode full-resolution files again.
+    /// Decodes every file image once and keeps, in memory, only a square grey region around
+    /// the object: [`Dataset::cache_crops_with_channels`] with 1 channel.
+    pub fn cache_crops(&mut self, crop: &CropMode, margin: f64, crop_pixels: usize) -> Result<()> {
+        self.cache_crops_with_channels(crop, margin, crop_pixels, 1)
+    }
+
+    /// Decodes every file image once, with `channels` channels (1 grey, 3 RGB: the
+    /// [`Preprocess::channels`](crate::Preprocess::channels) the crops will be prepared
+    /// with), and keeps, in memory, only a square region around the object, so later epochs
+    /// never decode full-resolution files again.
     ///
     /// The region is centred on the crop of `crop` (box or landmarks, see
     /// [`crop_box`]) with side `margin` x the crop side (2.0
@@ -160,12 +180,19 @@ impl Dataset {
     /// `crop_pixels` pixels (e.g. 1.25 x the model input; never enlarged). Landmarks and box
     /// are mapped into the cached image's pixels and `cache_transform` records the map, so
     /// batch transforms still go from original pixels to crop pixels. Memory: about
-    /// `(margin x crop_pixels)^2` bytes per sample. Samples already in memory are left as
-    /// they are. Runs in parallel; deterministic.
+    /// `(margin x crop_pixels)^2 x channels` bytes per sample. Samples already in memory are
+    /// left as they are. Runs in parallel; deterministic.
     ///
     /// Errors: the first image that cannot be decoded (naming its file), a non-positive
-    /// `margin` or `crop_pixels`.
-    pub fn cache_crops(&mut self, crop: &CropMode, margin: f64, crop_pixels: usize) -> Result<()> {
+    /// `margin` or `crop_pixels`, a channel count other than 1 or 3.
+    pub fn cache_crops_with_channels(
+        &mut self,
+        crop: &CropMode,
+        margin: f64,
+        crop_pixels: usize,
+        channels: usize,
+    ) -> Result<()> {
+        check_channels("channels", channels)?;
         if !(margin > 0.0 && margin.is_finite()) || crop_pixels == 0 {
             return Err(Error::arg(
                 "margin / crop_pixels",
@@ -176,17 +203,21 @@ impl Dataset {
             let ImageSource::File(_) = &s.image else {
                 return Ok(());
             };
-            let img = s.load_image()?;
+            let img = s.load_image_with_channels(channels)?;
             let (c, side) = crop_box(s, img.width, img.height, crop);
             let k = (crop_pixels as f64 / side.max(1e-6)).min(1.0);
             let n = ((side * margin * k).ceil() as usize).max(1);
             let o = (n as f64 - 1.0) / 2.0;
             let map = Affine2::new([k, 0.0, o - k * c[0], 0.0, k, o - k * c[1]]);
             let px = warp_crop(&img, &map, n, true);
-            let bytes: Vec<u8> = px
-                .iter()
-                .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-                .collect();
+            // Planar crop -> interleaved bytes.
+            let plane = n * n;
+            let mut bytes = vec![0u8; channels * plane];
+            for (ch, p) in px.chunks(plane).enumerate() {
+                for (i, v) in p.iter().enumerate() {
+                    bytes[i * channels + ch] = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+                }
+            }
             for p in &mut s.landmarks {
                 let (x, y) = map.apply(p[0] as f64, p[1] as f64);
                 *p = [x as f32, y as f32];
@@ -196,7 +227,7 @@ impl Dataset {
                 let (x1, y1) = map.apply(b[2] as f64, b[3] as f64);
                 *b = [x0 as f32, y0 as f32, x1 as f32, y1 as f32];
             }
-            s.image = ImageSource::Memory(GreyImage::new(n, n, bytes)?);
+            s.image = ImageSource::Memory(Image::with_channels(n, n, channels, bytes)?);
             s.image_size = Some((n, n));
             s.cache_transform = Some(match &s.cache_transform {
                 Some(prev) => prev.then(&map),

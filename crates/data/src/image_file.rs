@@ -1,11 +1,18 @@
 //! Image files: the size check from the header, the check that a file is complete, and
-//! decoding to grey while holding one grey copy.
+//! decoding to grey or RGB while holding one copy of the result.
 //!
 //! A PNG or JPEG header may declare any size (a 1 KB PNG can declare 100000^2 pixels), and
 //! a decoder given a truncated file may fill the missing part with grey and report success.
 //! So every image is checked, before any pixel buffer is allocated, against [`Limits`] and
 //! for completeness: a PNG must reach its `IEND` chunk, a JPEG its end-of-image marker
 //! after the last scan.
+//!
+//! **Channels.** An [`Image`] holds 1 (grey) or 3 (RGB) 8-bit channels, interleaved like
+//! the `image` crate's `GrayImage` / `RgbImage`. Decoding to grey takes the luma that the
+//! `image` crate's `to_luma8` computes (sRGB weights 0.2126, 0.7152, 0.0722); decoding to RGB
+//! drops alpha and repeats grey files' value in the three channels; 16-bit files are
+//! rounded to 8 bits. [`Image::to_channels`] converts held images the same ways, so an RGB
+//! image decoded and then turned grey equals the file decoded to grey.
 
 use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -16,44 +23,134 @@ use image::{DynamicImage, ImageBuffer, ImageDecoder, ImageFormat, ImageReader};
 use crate::error::{Error, Result};
 use crate::limits::{read_bytes, Limits};
 
-/// A grey 8-bit image held in memory, row-major, `height * width` bytes (0 = black,
-/// 255 = white).
+/// An 8-bit image held in memory: `channels` values per pixel (1 grey, 3 RGB), pixels
+/// row-major with the channel fastest (`pixels[(y * width + x) * channels + c]`, as the
+/// `image` crate's `RgbImage`); 0 is black, 255 full intensity.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GreyImage {
+pub struct Image {
     /// Width in pixels.
     pub width: usize,
     /// Height in pixels.
     pub height: usize,
-    /// Row-major pixels, `pixels[y * width + x]`.
+    /// Values per pixel: 1 (grey) or 3 (red, green, blue).
+    pub channels: usize,
+    /// Row-major interleaved pixels, `height * width * channels` bytes.
     pub pixels: Arc<[u8]>,
 }
 
-impl GreyImage {
-    /// Wraps `pixels` (row-major, `height * width`).
+/// The image type under its earlier name: an [`Image`] of any channel count (grey, with one
+/// channel, unless built or decoded otherwise).
+pub type GreyImage = Image;
+
+/// Checks a channel count (1 or 3); `field` names the setting in the error.
+pub(crate) fn check_channels(field: &'static str, channels: usize) -> Result<()> {
+    if channels == 1 || channels == 3 {
+        Ok(())
+    } else {
+        Err(Error::arg(
+            field,
+            format!("{channels} channels: need 1 (grey) or 3 (RGB)"),
+        ))
+    }
+}
+
+/// `width * height * channels`, the bytes an image holds, or an error when it overflows.
+fn held_bytes(name: &Path, width: usize, height: usize, channels: usize) -> Result<usize> {
+    width
+        .checked_mul(height)
+        .and_then(|n| n.checked_mul(channels))
+        .ok_or_else(|| Error::CorruptImage {
+            path: name.to_path_buf(),
+            reason: format!("{width}x{height}x{channels} bytes do not fit in memory"),
+        })
+}
+
+impl Image {
+    /// A grey image: wraps `pixels` (row-major, `height * width`).
     ///
     /// Errors with [`Error::InvalidArgument`] when the length does not match or a side is 0.
     pub fn new(width: usize, height: usize, pixels: Vec<u8>) -> Result<Self> {
-        if width == 0 || height == 0 || pixels.len() != width * height {
+        Self::with_channels(width, height, 1, pixels)
+    }
+
+    /// An image of `channels` (1 or 3) interleaved channels: wraps `pixels` (row-major,
+    /// `height * width * channels`, channel fastest).
+    ///
+    /// Errors with [`Error::InvalidArgument`] when the channel count is not 1 or 3, the
+    /// length does not match or a side is 0.
+    pub fn with_channels(
+        width: usize,
+        height: usize,
+        channels: usize,
+        pixels: Vec<u8>,
+    ) -> Result<Self> {
+        check_channels("channels", channels)?;
+        let n = width
+            .checked_mul(height)
+            .and_then(|n| n.checked_mul(channels));
+        if width == 0 || height == 0 || n != Some(pixels.len()) {
             return Err(Error::arg(
                 "pixels",
-                format!("{} bytes for a {width}x{height} image", pixels.len()),
+                format!(
+                    "{} bytes for a {width}x{height} image of {channels} channels",
+                    pixels.len()
+                ),
             ));
         }
-        Ok(GreyImage {
+        Ok(Image {
             width,
             height,
+            channels,
             pixels: pixels.into(),
         })
     }
 
-    /// Pixels as f32 in [0, 1] (value / 255), row-major `(H, W)`.
+    /// Pixels as f32 in [0, 1] (value / 255), in the stored order: `(H, W)` for a grey
+    /// image, `(H, W, C)` (interleaved) otherwise.
     pub fn to_f32(&self) -> Vec<f32> {
         self.pixels.iter().map(|&v| v as f32 / 255.0).collect()
     }
 
+    /// Pixels as f32 in [0, 1] (value / 255), one plane per channel: `(C, H, W)`, the layout
+    /// of a model input. For a grey image the same as [`Image::to_f32`].
+    pub fn to_f32_planar(&self) -> Vec<f32> {
+        let c = self.channels.max(1);
+        let n = self.width * self.height;
+        let mut out = vec![0f32; c * n];
+        for (ch, plane) in out.chunks_mut(n.max(1)).enumerate() {
+            for (o, &v) in plane.iter_mut().zip(self.pixels.iter().skip(ch).step_by(c)) {
+                *o = v as f32 / 255.0;
+            }
+        }
+        out
+    }
+
+    /// This image with `channels` channels (1 or 3): itself (a cheap clone of the shared
+    /// pixels) when it has them already; grey to RGB repeats the value in each channel; RGB
+    /// to grey takes the luma the decoder takes (the `image` crate's `to_luma8`).
+    ///
+    /// Errors with [`Error::InvalidArgument`] for a channel count other than 1 or 3 (asked
+    /// for or held).
+    pub fn to_channels(&self, channels: usize) -> Result<Image> {
+        check_channels("channels", channels)?;
+        check_channels("image.channels", self.channels)?;
+        if channels == self.channels {
+            return Ok(self.clone());
+        }
+        let pixels: Vec<u8> = if channels == 3 {
+            self.pixels.iter().flat_map(|&v| [v; 3]).collect()
+        } else {
+            let (w, h) = (self.width as u32, self.height as u32);
+            let rgb = ImageBuffer::from_raw(w, h, self.pixels.to_vec())
+                .ok_or_else(|| Error::arg("pixels", "length does not match the size"))?;
+            DynamicImage::ImageRgb8(rgb).to_luma8().into_raw()
+        };
+        Image::with_channels(self.width, self.height, channels, pixels)
+    }
+
     /// Reads an image file through the `image` crate and converts it to grey (luma,
     /// as the `image` crate's `to_luma8` computes it), within the default [`Limits`]: see
-    /// [`GreyImage::open_with_limits`].
+    /// [`Image::open_with_limits`].
     pub fn open(path: &Path) -> Result<Self> {
         Self::open_with_limits(path, &Limits::default())
     }
@@ -65,6 +162,25 @@ impl GreyImage {
     /// [`Error::Limit`] (too large), [`Error::CorruptImage`] (truncated).
     pub fn open_with_limits(path: &Path, limits: &Limits) -> Result<Self> {
         decode_file(path, limits)
+    }
+
+    /// Reads an image file with `channels` channels (1: grey as [`Image::open`], 3: RGB),
+    /// within the default [`Limits`].
+    pub fn open_with_channels(path: &Path, channels: usize) -> Result<Self> {
+        Self::open_with_limits_channels(path, &Limits::default(), channels)
+    }
+
+    /// Reads an image file with `channels` channels (1 or 3) after the checks of
+    /// [`Image::open_with_limits`] ([`decode_file_with_channels`]).
+    ///
+    /// Errors: those of [`Image::open_with_limits`], and [`Error::InvalidArgument`] for a
+    /// channel count other than 1 or 3.
+    pub fn open_with_limits_channels(
+        path: &Path,
+        limits: &Limits,
+        channels: usize,
+    ) -> Result<Self> {
+        decode_file_with_channels(path, limits, channels)
     }
 }
 
@@ -131,16 +247,42 @@ pub fn check_bytes(bytes: &[u8], name: &Path, limits: &Limits) -> Result<(usize,
 }
 
 /// Reads and decodes an image file to grey (see [`decode_bytes`]).
-pub fn decode_file(path: &Path, limits: &Limits) -> Result<GreyImage> {
+pub fn decode_file(path: &Path, limits: &Limits) -> Result<Image> {
+    decode_file_with_channels(path, limits, 1)
+}
+
+/// Reads and decodes an image file to `channels` channels (see
+/// [`decode_bytes_with_channels`]).
+pub fn decode_file_with_channels(path: &Path, limits: &Limits, channels: usize) -> Result<Image> {
+    check_channels("channels", channels)?;
     let bytes = read_bytes(path, limits)?;
-    decode_bytes(&bytes, path, limits)
+    decode_bytes_with_channels(&bytes, path, limits, channels)
 }
 
 /// Decodes an image to grey 8-bit (luma as the `image` crate's `to_luma8` computes it) after
 /// [`check_bytes`]'s checks. Memory: one grey copy for 8-bit grey files; for others the
 /// decoder's native buffer (e.g. 3 bytes a pixel for RGB), converted in place, and briefly
 /// two grey copies while it moves into the shared buffer.
-pub fn decode_bytes(bytes: &[u8], name: &Path, limits: &Limits) -> Result<GreyImage> {
+pub fn decode_bytes(bytes: &[u8], name: &Path, limits: &Limits) -> Result<Image> {
+    decode_bytes_with_channels(bytes, name, limits, 1)
+}
+
+/// Decodes an image to `channels` 8-bit channels (1: grey as [`decode_bytes`]; 3: RGB,
+/// alpha dropped, grey files repeated in the three channels) after [`check_bytes`]'s
+/// checks. The decoded image holds `width x height x channels` bytes; that size is checked
+/// before it is allocated. Memory for RGB: the decoder's native buffer converted in place
+/// for colour files (briefly two RGB copies while it moves into the shared buffer); for
+/// grey files the grey decode, then its RGB copy.
+///
+/// Errors: those of [`check_bytes`], [`Error::Image`] (decoding failed), and
+/// [`Error::InvalidArgument`] for a channel count other than 1 or 3.
+pub fn decode_bytes_with_channels(
+    bytes: &[u8],
+    name: &Path,
+    limits: &Limits,
+    channels: usize,
+) -> Result<Image> {
+    check_channels("channels", channels)?;
     check_bytes(bytes, name, limits)?;
     let image_error = |source| Error::Image {
         path: name.to_path_buf(),
@@ -161,41 +303,50 @@ pub fn decode_bytes(bytes: &[u8], name: &Path, limits: &Limits) -> Result<GreyIm
     );
     decoder.set_limits(inner).map_err(image_error)?;
     let color = decoder.color_type();
-    let n = wu * hu;
-    let pixels: Arc<[u8]> = if color == image::ColorType::L8 {
+    let n = held_bytes(name, wu, hu, channels)?;
+    let native_px = color.bytes_per_pixel() as usize;
+    let pixels: Arc<[u8]> = if color == image::ColorType::L8 && channels == 1 {
         // Decoded straight into the shared buffer: one copy.
         let mut grey: Arc<[u8]> = std::iter::repeat_n(0u8, n).collect();
         let out = Arc::get_mut(&mut grey).ok_or_else(|| Error::arg("pixels", "shared buffer"))?;
         decoder.read_image(out).map_err(image_error)?;
         grey
+    } else if native_px < channels {
+        // A grey file (1 or 2 bytes a pixel) asked as RGB: decoded grey, then repeated.
+        let grey = decode_bytes_with_channels(bytes, name, limits, 1)?;
+        return grey.to_channels(channels);
     } else {
-        // Decoded in the native colour type, then converted to grey in place, band by band
-        // (pixel i's grey value goes to byte i, which lies at or before pixel i's bytes), so
-        // the peak is the native buffer, not the native buffer plus conversions.
+        // Decoded in the native colour type, then converted in place, band by band (pixel
+        // i's converted bytes go to bytes `channels * i ..`, which lie at or before pixel
+        // i's native bytes), so the peak is the native buffer, not the native buffer plus
+        // conversions.
         let total = usize::try_from(decoder.total_bytes())
             .map_err(|_| Error::arg("image", "decoded size does not fit in memory"))?;
         let mut native = vec![0u8; total];
         decoder.read_image(&mut native).map_err(image_error)?;
         let row_bytes = total / hu.max(1);
         let band_rows = ((256 << 10) / row_bytes.max(1)).max(1);
+        let row_out = wu * channels;
         for row in (0..hu).step_by(band_rows) {
             let rows = band_rows.min(hu - row);
             let src = row * row_bytes..(row + rows) * row_bytes;
-            let luma = band_to_luma(&native[src], color, w, rows as u32).ok_or_else(|| {
-                Error::CorruptImage {
-                    path: name.to_path_buf(),
-                    reason: format!("unsupported colour type {color:?}"),
-                }
-            })?;
-            native[row * wu..row * wu + luma.len()].copy_from_slice(&luma);
+            let band =
+                convert_band(&native[src], color, w, rows as u32, channels).ok_or_else(|| {
+                    Error::CorruptImage {
+                        path: name.to_path_buf(),
+                        reason: format!("unsupported colour type {color:?}"),
+                    }
+                })?;
+            native[row * row_out..row * row_out + band.len()].copy_from_slice(&band);
         }
         native.truncate(n);
         native.shrink_to_fit();
         native.into()
     };
-    Ok(GreyImage {
+    Ok(Image {
         width: wu,
         height: hu,
+        channels,
         pixels,
     })
 }
@@ -239,9 +390,15 @@ fn check_size(
         })
 }
 
-/// The luma of `rows` rows of native pixels of colour type `color`; None for colour types
-/// PNG and JPEG never produce.
-fn band_to_luma(band: &[u8], color: image::ColorType, w: u32, rows: u32) -> Option<Vec<u8>> {
+/// `rows` rows of native pixels of colour type `color` as 8-bit grey (luma, `channels` 1)
+/// or RGB (`channels` 3); None for colour types PNG and JPEG never produce.
+fn convert_band(
+    band: &[u8],
+    color: image::ColorType,
+    w: u32,
+    rows: u32,
+    channels: usize,
+) -> Option<Vec<u8>> {
     use image::ColorType as C;
     fn u16s(b: &[u8]) -> Vec<u16> {
         b.chunks_exact(2)
@@ -259,7 +416,11 @@ fn band_to_luma(band: &[u8], color: image::ColorType, w: u32, rows: u32) -> Opti
         C::Rgba16 => DynamicImage::ImageRgba16(ImageBuffer::from_raw(w, rows, u16s(band))?),
         _ => return None,
     };
-    Some(img.to_luma8().into_raw())
+    Some(if channels == 1 {
+        img.to_luma8().into_raw()
+    } else {
+        img.to_rgb8().into_raw()
+    })
 }
 
 /// Whether an image held in memory is complete (PNG and JPEG; other formats pass).

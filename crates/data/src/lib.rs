@@ -11,6 +11,10 @@
 //! crops, resizes, normalises and jitters samples ([`prepare()`]) on a background thread and
 //! yields [`Batch`]es of candle tensors.
 //!
+//! Images are grey by default; [`Preprocess::channels`] = 3 takes them in colour (files
+//! decoded as RGB, grey images repeated in three channels), giving (B, 3, S, S) batches
+//! normalised per image and channel. Generated data (Shapes, Blocks) are grey.
+//!
 //! Inputs are untrusted: the readers and the image loader check what a file declares
 //! (image size, point and class counts, entries, file size) against one set of [`Limits`]
 //! before allocating for it, reject truncated images, and answer with typed errors that
@@ -56,7 +60,7 @@ pub use batch::Batch;
 pub use crop::CropMode;
 pub use error::{Error, Result, Skipped};
 pub use formats::{LoadOptions, LoadReport};
-pub use image_file::GreyImage;
+pub use image_file::{GreyImage, Image};
 pub use landmark_ssl_ops::Affine2;
 pub use layout::Layout;
 pub use limits::Limits;

@@ -16,8 +16,9 @@
 //! | [`max_samples`](Limits::max_samples) | 1 000 000 | entries of one data set |
 //! | [`max_file_bytes`](Limits::max_file_bytes) | 268 435 456 (256 MiB) | one annotation, list or image file |
 //!
-//! A decoded image takes at most `max_image_pixels` bytes once held (grey, 8-bit); while it
-//! is decoded, its native buffer (up to 8 bytes per pixel for 16-bit RGBA) exists as well.
+//! A decoded image takes at most `max_image_pixels x channels` bytes once held (8-bit; 1
+//! channel grey, 3 RGB; the decoder checks that size before allocating it); while it is
+//! decoded, its native buffer (up to 8 bytes per pixel for 16-bit RGBA) exists as well.
 //!
 //! A user with a reason (panoramas, a very large list) raises a field:
 //! ```

@@ -12,6 +12,7 @@ use rayon::prelude::*;
 
 use crate::batch::Batch;
 use crate::error::{Error, Result};
+use crate::image_file::check_channels;
 use crate::prepare::{prepare, Augment, Jitter, PreparedSample, Preprocess};
 use crate::rng::{mix, purpose, rng_for};
 use crate::sample::Dataset;
@@ -61,8 +62,8 @@ pub struct BatchLoader {
 impl BatchLoader {
     /// A loader over every sample of `dataset`.
     ///
-    /// Errors: an empty data set, `batch_size == 0`, a crop size of 0, or an invalid
-    /// [`Augment`] (see [`Augment::validate`]).
+    /// Errors: an empty data set, `batch_size == 0`, a crop size of 0, a channel count
+    /// other than 1 or 3, or an invalid [`Augment`] (see [`Augment::validate`]).
     pub fn new(dataset: Arc<Dataset>, config: LoaderConfig) -> Result<Self> {
         let n = dataset.len();
         Self::with_indices(dataset, (0..n).collect(), config)
@@ -81,6 +82,7 @@ impl BatchLoader {
         if config.preprocess.size == 0 {
             return Err(Error::arg("preprocess.size", "must be positive"));
         }
+        check_channels("preprocess.channels", config.preprocess.channels)?;
         if let Some(a) = &config.augment {
             a.validate()?;
         }

@@ -1,5 +1,6 @@
-//! Preprocessing and augmentation: square crop, resize, grey, contrast normalisation and
-//! per-epoch jitter, all as one affine map from original pixels to crop pixels.
+//! Preprocessing and augmentation: square crop, resize, grey or colour, contrast
+//! normalisation and per-epoch jitter, all as one affine map from original pixels to crop
+//! pixels.
 //!
 //! # The crop
 //! * **Centre and side**: [`crate::crop`] ([`CropMode`], [`crop_box`]).
@@ -13,12 +14,16 @@
 //!   `S - 0.5`. The image is resampled with the ops crate's `warp_image_slice` (bilinear,
 //!   zero outside the image = zero padding), landmarks with the same `A`.
 //! * **Anti-aliasing**: strong downscaling area-averages first (see [`crate::crop`]).
+//! * **Channels** ([`Preprocess::channels`], 1 by default): every image is taken with that
+//!   many channels (files decoded so, in-memory images converted: grey to RGB repeats the
+//!   value, RGB to grey takes the decoder's luma). The crop is planar, C x S x S; the map,
+//!   jitter, flip and occlusion act on every channel alike.
 //! * **Occlusion** (optional): 1..=`max_boxes` axis-aligned boxes in crop pixels, each side
-//!   uniform in [`min_side`, `max_side`] x S, filled with a uniform random grey; landmarks
-//!   under them stay labelled.
-//! * **Normalisation**: grey values in [0, 1] (8-bit / 255); then, when `normalize`, per
-//!   image `x -> (x - mean) / std` over the S x S crop (zero padding included); a crop with
-//!   std below 1e-6 is only centred.
+//!   uniform in [`min_side`, `max_side`] x S, filled with a uniform random grey (the same
+//!   value in every channel); landmarks under them stay labelled.
+//! * **Normalisation**: values in [0, 1] (8-bit / 255); then, when `normalize`, per image
+//!   and per channel `x -> (x - mean) / std` over that channel's S x S crop (zero padding
+//!   included); a channel with std below 1e-6 is only centred.
 //! * **Masks**: a landmark is kept (`visible`) when it is annotated and its crop position
 //!   lies inside the crop (`-0.5 <= x, y <= S - 0.5`).
 
@@ -28,6 +33,7 @@ use rand::Rng;
 
 use crate::crop::{crop_box, warp_crop, CropMode};
 use crate::error::{Error, Result};
+use crate::image_file::check_channels;
 use crate::sample::{DatasetMeta, Sample};
 use landmark_ssl_ops::Affine2;
 
@@ -42,6 +48,9 @@ pub struct Preprocess {
     pub normalize: bool,
     /// Area-average before strong downscaling.
     pub antialias: bool,
+    /// Channels of the prepared crops: 1 (grey, the default) or 3 (RGB). Every sample's
+    /// image is taken with this many (see the module docs).
+    pub channels: usize,
 }
 
 impl Preprocess {
@@ -52,6 +61,7 @@ impl Preprocess {
             crop: CropMode::Whole,
             normalize: true,
             antialias: true,
+            channels: 1,
         }
     }
     /// Object crop (box x 1.0, else landmarks x 1.4) at `size`, normalised (faces, hands).
@@ -64,6 +74,7 @@ impl Preprocess {
             },
             normalize: true,
             antialias: true,
+            channels: 1,
         }
     }
 }
@@ -182,19 +193,24 @@ impl Jitter {
     }
 }
 
-/// A sample ready for a batch: a square grey crop and its labels in crop pixels.
+/// A sample ready for a batch: a square crop (grey or colour) and its labels in crop
+/// pixels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreparedSample {
     /// Index of the sample in its data set.
     pub index: usize,
     /// Crop side S.
     pub size: usize,
-    /// S x S pixels, row-major (normalised when asked).
+    /// Channels C (1 grey, 3 RGB; [`Preprocess::channels`]).
+    pub channels: usize,
+    /// C x S x S values, planar (channel, row, column), normalised when asked.
     pub image: Vec<f32>,
-    /// The value that a pixel outside the original image (black) has in `image`: 0, or
-    /// its normalised value when the crop is normalised. Warps of the crop fill with it.
-    pub pad_value: f32,
-    /// Whether `image` was normalised (per-image zero mean, unit standard deviation).
+    /// Per channel (C values): the value that a pixel outside the original image (black)
+    /// has in that channel of `image`: 0, or its normalised value when the crop is
+    /// normalised. Warps of the crop fill each channel with its own value.
+    pub pad_values: Vec<f32>,
+    /// Whether `image` was normalised (per image and channel: zero mean, unit standard
+    /// deviation).
     pub normalized: bool,
     /// K landmarks (x, y) in crop pixels (flip-permuted when flipped).
     pub landmarks: Vec<[f32; 2]>,
@@ -251,7 +267,7 @@ pub fn crop_transform(
 /// is stored in the result.
 ///
 /// Errors: the image cannot be decoded ([`Error::Image`], [`Error::Io`]), the sample's
-/// landmark and visibility counts differ, or the size is 0.
+/// landmark and visibility counts differ, the size is 0, or the channel count is not 1 or 3.
 pub fn prepare(
     sample: &Sample,
     index: usize,
@@ -264,6 +280,7 @@ pub fn prepare(
     if pre.size == 0 {
         return Err(Error::arg("size", "crop size must be positive"));
     }
+    check_channels("preprocess.channels", pre.channels)?;
     let k = sample.landmarks.len();
     if sample.visible.len() != k {
         return Err(Error::BadSample {
@@ -275,20 +292,26 @@ pub fn prepare(
             ),
         });
     }
-    let img = sample.load_image()?;
+    let img = sample.load_image_with_channels(pre.channels)?;
     let a = crop_transform(sample, img.width, img.height, pre, jitter);
     let mut pixels = warp_crop(&img, &a, pre.size, pre.antialias);
     let s = pre.size;
     if let Some((occ, rng)) = occlusion {
         occlude(&mut pixels, s, occ, rng);
     }
-    // Pixels outside the original image are black (0) before normalisation.
-    let pad_value = if pre.normalize {
-        let (mean, scale) = normalize(&mut pixels);
-        (-mean * scale) as f32
-    } else {
-        0.0
-    };
+    // Pixels outside the original image are black (0) before normalisation; each channel
+    // is normalised over its own plane.
+    let pad_values = pixels
+        .chunks_mut(s * s)
+        .map(|plane| {
+            if pre.normalize {
+                let (mean, scale) = normalize(plane);
+                (-mean * scale) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect();
     // Landmarks.
     let lim = s as f32 - 0.5;
     let mut lm: Vec<[f32; 2]> = Vec::with_capacity(k);
@@ -325,8 +348,9 @@ pub fn prepare(
     Ok(PreparedSample {
         index,
         size: s,
+        channels: img.channels,
         image: pixels,
-        pad_value,
+        pad_values,
         normalized: pre.normalize,
         landmarks: lm,
         visible: vis,
@@ -372,12 +396,15 @@ fn occlude(pixels: &mut [f32], s: usize, occ: &Occlusion, rng: &mut dyn rand::Rn
         let x = rng.random_range(0..=s - bw);
         let y = rng.random_range(0..=s - bh);
         let v: f32 = rng.random_range(0.0..=1.0);
-        for row in pixels.chunks_mut(s).skip(y).take(bh) {
-            row[x..x + bw].fill(v);
+        for plane in pixels.chunks_mut(s * s) {
+            for row in plane.chunks_mut(s).skip(y).take(bh) {
+                row[x..x + bw].fill(v);
+            }
         }
     }
 }
 
-/// Per-image normalisation in place: `(x - mean) / std`, only centring when std < 1e-6
-/// (the ops crate's [`landmark_ssl_ops::normalize_image`], shared by training and inference).
+/// Normalisation of one plane (one channel of one image) in place: `(x - mean) / std`,
+/// only centring when std < 1e-6 (the ops crate's [`landmark_ssl_ops::normalize_image`],
+/// shared by training and inference).
 pub use landmark_ssl_ops::normalize_image as normalize;

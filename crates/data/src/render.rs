@@ -9,7 +9,7 @@
 //! `[i - 0.5, i + 0.5] x [j - 0.5, j + 0.5]`; its sub-samples sit at
 //! `i - 0.5 + (s + 0.5) / 4`, `s = 0..4`.
 
-use crate::image_file::GreyImage;
+use crate::image_file::Image;
 
 /// Sub-samples per pixel side.
 const SS: usize = 4;
@@ -100,15 +100,16 @@ impl Canvas {
     }
 
     /// The coverage as an 8-bit grey image (covered fraction x 255, rounded).
-    pub(crate) fn to_grey(&self) -> GreyImage {
+    pub(crate) fn to_grey(&self) -> Image {
         let pixels: Vec<u8> = self
             .masks
             .iter()
             .map(|m| ((m.count_ones() as f32 / (SS * SS) as f32) * 255.0).round() as u8)
             .collect();
-        GreyImage {
+        Image {
             width: self.width,
             height: self.height,
+            channels: 1,
             pixels: pixels.into(),
         }
     }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::image_file::GreyImage;
+use crate::image_file::{check_channels, Image};
 use crate::layout::Layout;
 use crate::limits::Limits;
 use landmark_ssl_ops::Affine2;
@@ -16,17 +16,27 @@ pub enum ImageSource {
     /// faces never holds thousands of full-resolution images).
     File(PathBuf),
     /// An image already in memory (generated data, or crops cached by
-    /// [`Dataset::cache_crops`](crate::Dataset::cache_crops)).
-    Memory(GreyImage),
+    /// [`Dataset::cache_crops`](crate::Dataset::cache_crops)), grey or RGB.
+    Memory(Image),
 }
 
 impl ImageSource {
-    /// Decodes (or clones) the image, within the default [`Limits`] (see
-    /// [`Sample::load_image`] for an image a reader approved with other limits).
-    pub fn load(&self) -> Result<GreyImage> {
+    /// Decodes a file image to grey, or clones an in-memory image as it is (grey or RGB),
+    /// within the default [`Limits`] (see [`Sample::load_image`] for an image a reader
+    /// approved with other limits).
+    pub fn load(&self) -> Result<Image> {
         match self {
-            ImageSource::File(p) => GreyImage::open(p),
+            ImageSource::File(p) => Image::open(p),
             ImageSource::Memory(g) => Ok(g.clone()),
+        }
+    }
+
+    /// The image with `channels` channels (1 grey, 3 RGB): a file is decoded with that
+    /// many, an in-memory image is converted ([`Image::to_channels`]); default [`Limits`].
+    pub fn load_with_channels(&self, channels: usize) -> Result<Image> {
+        match self {
+            ImageSource::File(p) => Image::open_with_channels(p, channels),
+            ImageSource::Memory(g) => g.to_channels(channels),
         }
     }
 
@@ -99,15 +109,32 @@ impl Sample {
         }
     }
 
-    /// Decodes (or clones) the image. A file image whose size a reader checked at load
-    /// time (`image_size`, possibly with raised [`Limits`]) is admitted at that size;
-    /// otherwise the default limits apply.
-    pub fn load_image(&self) -> Result<GreyImage> {
+    /// Decodes a file image to grey, or clones an in-memory image as it is (grey or RGB).
+    /// A file image whose size a reader checked at load time (`image_size`, possibly with
+    /// raised [`Limits`]) is admitted at that size; otherwise the default limits apply.
+    pub fn load_image(&self) -> Result<Image> {
         match &self.image {
-            ImageSource::File(p) => {
-                GreyImage::open_with_limits(p, &Limits::default().admitting(self.image_size))
-            }
+            ImageSource::File(_) => self.load_image_with_channels(1),
             ImageSource::Memory(g) => Ok(g.clone()),
+        }
+    }
+
+    /// The image with `channels` channels (1 grey, 3 RGB), as the data pipeline takes it: a
+    /// file image is decoded with that many (within the limits of [`Sample::load_image`]),
+    /// an in-memory image is converted ([`Image::to_channels`]: grey to RGB repeats the
+    /// value, RGB to grey takes the decoder's luma).
+    ///
+    /// Errors: those of decoding, and [`Error::InvalidArgument`] for a channel count other
+    /// than 1 or 3.
+    pub fn load_image_with_channels(&self, channels: usize) -> Result<Image> {
+        check_channels("channels", channels)?;
+        match &self.image {
+            ImageSource::File(p) => Image::open_with_limits_channels(
+                p,
+                &Limits::default().admitting(self.image_size),
+                channels,
+            ),
+            ImageSource::Memory(g) => g.to_channels(channels),
         }
     }
 

@@ -70,18 +70,22 @@ pub enum EltPenalty {
 /// The images ELT warps, with how the data pipeline made them.
 ///
 /// A warped image must be the image the pipeline would have made from the warped
-/// original: outside the original frame it is black (filled with `pad_values`, the value
-/// black has in `images`), and when the pipeline normalises each image, the warped image is
-/// normalised again ([`landmark_ssl_ops::normalize_images`]). Without this, a warp of a
+/// original: outside the original frame it is black (each channel filled with its
+/// `pad_values` entry, the value black has in that channel of `images`), and when the
+/// pipeline normalises each image, the warped image is normalised again, per channel
+/// ([`landmark_ssl_ops::normalize_images`]). Without this, a warp of a
 /// normalised image fills with 0, a grey wedge with a slanted edge that no training image
 /// has, and the network is asked to be equivariant to that artefact.
 #[derive(Debug, Clone, Copy)]
 pub struct EltImages<'a> {
     /// (B, C, H, W) float images, as the model saw them.
     pub images: &'a Tensor,
-    /// (B,): per image, the value of a pixel outside the original image; `None`: 0.
+    /// Per image, the value of a pixel outside the original image: (B, C), one value per
+    /// channel (the data crate's `Batch::pad_values`), or (B,), one value for every channel
+    /// (grey images); `None`: 0.
     pub pad_values: Option<&'a Tensor>,
-    /// Normalise each warped image (zero mean, unit standard deviation over C, H, W).
+    /// Normalise each warped image per channel (zero mean, unit standard deviation over
+    /// H, W).
     pub renormalize: bool,
 }
 
@@ -316,11 +320,22 @@ impl Elt {
             renormalize,
         } = images.into();
         let dims = check::rank(F, "images", images, 4, "(B, C, H, W) images")?;
-        let (b, h, w) = (dims[0], dims[2], dims[3]);
+        let (b, c, h, w) = (dims[0], dims[1], dims[2], dims[3]);
         check::float(F, "images", images)?;
-        if let Some(p) = pad_values {
-            check::dims(F, "pad_values", p, &[b], "(B,) like `images`")?;
-        }
+        // Pad values per image, as (B, 1) (one for every channel) or (B, C).
+        let pad_values = match pad_values {
+            None => None,
+            Some(p) if p.dims() == [b] => Some(p.reshape((b, 1))?),
+            Some(p) if p.dims() == [b, c] => Some(p.clone()),
+            Some(p) => {
+                return Err(Error::Shape {
+                    func: F,
+                    arg: "pad_values".to_string(),
+                    expected: format!("(B, C) = ({b}, {c}) or (B,) = ({b},) like `images`"),
+                    got: p.dims().to_vec(),
+                })
+            }
+        };
         let (lb, k) = check::points(F, "landmarks", landmarks)?;
         if lb != b {
             return Err(Error::Shape {
@@ -369,13 +384,14 @@ impl Elt {
         let imgs = images.detach().index_select(&idx, 0)?; // (M, C, H, W)
         let mats = affine_to_tensor(transforms, images.device())?; // (M, 2, 3) f32
         let warped = match pad_values {
-            // warp(I - p) fills with 0, so warp(I - p) + p fills with p.
+            // warp(I - p) fills with 0, so warp(I - p) + p fills with p, channel by channel.
             Some(p) => {
+                let pc = p.dim(1)?;
                 let p = p
                     .detach()
                     .to_dtype(imgs.dtype())?
                     .index_select(&idx, 0)?
-                    .reshape((m, 1, 1, 1))?;
+                    .reshape((m, pc, 1, 1))?;
                 warp_images(&imgs.broadcast_sub(&p)?, &mats, h, w)?.broadcast_add(&p)?
             }
             None => warp_images(&imgs, &mats, h, w)?,

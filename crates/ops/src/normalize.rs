@@ -1,8 +1,8 @@
 //! Per-image contrast normalisation, shared by the data pipeline (training crops) and the
 //! model zoo's inference (crops of new images), so both see the same inputs.
 
-/// Normalises one image in place: `(x - mean) / std` over all its values (any layout, e.g.
-/// a row-major H x W grey crop), computed in f64. When the standard deviation is below
+/// Normalises one image plane in place: `(x - mean) / std` over all its values (any layout,
+/// e.g. a row-major H x W grey crop, or one channel of a colour crop), computed in f64. When the standard deviation is below
 /// 1e-6 (a flat image) the values are only centred, never divided by ~0.
 ///
 /// Returns `(mean, scale)`: a value `v` of the input became `(v - mean) * scale`, so a
@@ -37,10 +37,11 @@ pub fn normalize_image(pixels: &mut [f32]) -> (f64, f64) {
     (mean, inv)
 }
 
-/// Normalises each image of a (B, C, H, W) float tensor over its C x H x W values, as
-/// [`normalize_image`] does one image: `(x - mean) / std` per image, only centred when
-/// the standard deviation is below 1e-6. Statistics in f64; the result has the input's
-/// dtype and device. Not differentiable through the statistics (call it on data).
+/// Normalises each channel of each image of a (B, C, H, W) float tensor over its H x W
+/// values, as [`normalize_image`] does one plane: `(x - mean) / std` per image and channel,
+/// only centred when the standard deviation is below 1e-6. For grey images (C = 1) this is
+/// per-image normalisation. Statistics in f64; the result has the input's dtype and device.
+/// Not differentiable through the statistics (call it on data).
 ///
 /// Errors: `images` not of rank 4 or not a float tensor.
 ///
@@ -52,6 +53,10 @@ pub fn normalize_image(pixels: &mut [f32]) -> (f64, f64) {
 /// landmark_ssl_ops::normalize_image(&mut first);
 /// assert_eq!(y.get(0)?.flatten_all()?.to_vec1::<f32>()?, first);
 /// assert_eq!(y.get(1)?.flatten_all()?.to_vec1::<f32>()?, [0.0; 4]);
+/// // Two channels: each has its own mean and standard deviation.
+/// let rgb = Tensor::new(&[[[[0f32, 2.0]], [[10.0, 30.0]]]], &Device::Cpu)?;
+/// let y = landmark_ssl_ops::normalize_images(&rgb)?;
+/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, [-1.0, 1.0, -1.0, 1.0]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn normalize_images(images: &candle_core::Tensor) -> crate::Result<candle_core::Tensor> {
@@ -65,8 +70,8 @@ pub fn normalize_images(images: &candle_core::Tensor) -> crate::Result<candle_co
             got: dims.to_vec(),
         });
     }
-    let b = dims[0];
-    let x = images.to_dtype(DType::F64)?.reshape((b, ()))?;
+    let planes = dims[0] * dims[1];
+    let x = images.to_dtype(DType::F64)?.reshape((planes, ()))?;
     let mean = x.mean_keepdim(1)?;
     let centred = x.broadcast_sub(&mean)?;
     let std = centred.sqr()?.mean_keepdim(1)?.sqrt()?;
