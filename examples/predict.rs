@@ -6,9 +6,10 @@
 //!     [--min-confidence C] [--device cpu|cuda:N]
 //! ```
 //!
-//! Each image is read as grey; the object is cropped from `--box` (in the image's pixels,
-//! e.g. `--box 10,5,90,75` or `--box -12,-4,80,70`; without it the whole image is the crop)
-//! as training cropped it: a square of the box's longer side times the crop factor the
+//! Each image is read with the channels the model takes (grey for the paper's grey models,
+//! RGB for a colour one: `in_channels` in the checkpoint's config); the object is cropped
+//! from `--box` (in the image's pixels, e.g. `--box 10,5,90,75` or `--box -12,-4,80,70`;
+//! without it the whole image is the crop) as training cropped it: a square of the box's longer side times the crop factor the
 //! checkpoint records (`--crop-factor` overrides it), resized to the model's input and
 //! normalised. The predicted landmarks are mapped back to the original image's pixels:
 //! (x, y), x the column and y the row, 0-based, pixel centres at integers. JSON prints one
@@ -19,7 +20,8 @@
 //! standard deviation of that map's distribution along x and y, in the original image's
 //! pixels; both are empty for models without maps (Comm-MT). `--out` writes overlays as PNG,
 //! one per image, named after the image (`x.png`, then `x-2.png`, ... when two images share
-//! a name): points red, and orange rings where the confidence is below `--min-confidence`.
+//! a name), on the grey version of the image: points red, and orange rings where the
+//! confidence is below `--min-confidence`.
 //!
 //! An image that cannot be read or predicted is reported on stderr and the others are still
 //! processed; the exit status is 1 if any failed (or the checkpoint or arguments are bad).
@@ -34,7 +36,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
-use landmark_ssl::data::GreyImage;
+use landmark_ssl::data::Image;
 use landmark_ssl::models::{Error, Prediction, Predictor, Region};
 use landmark_ssl::train::{draw, DataConfig, DeviceChoice};
 
@@ -123,17 +125,37 @@ impl Run {
     /// Reads and predicts one image, and writes its overlay: the prediction and the
     /// overlay's path.
     fn image(&mut self, path: &Path) -> Result<(Prediction, Option<PathBuf>)> {
-        let img = GreyImage::open(path).context("reading the image")?;
-        let (h, w) = (img.height, img.width);
-        // One f32 copy of the image (the model's input and the overlay's background).
+        // RGB for a colour model; grey otherwise (the predictor repeats a grey plane for a
+        // model of another channel count).
+        let channels = if self.predictor.in_channels() == 3 {
+            3
+        } else {
+            1
+        };
+        // Within the data crate's default limits: the header is checked before any pixel
+        // buffer is allocated.
+        let img = Image::open_with_channels(path, channels).context("reading the image")?;
+        let (h, w, channels) = (img.height, img.width, img.channels);
+        // One f32 copy of the image (interleaved; for a grey image also the overlay's
+        // background). An RGB image's bytes are kept only for its grey overlay.
         let pixels = img.to_f32();
-        drop(img);
+        let rgb = (channels == 3 && self.out.is_some()).then_some(img);
         let p = self
             .predictor
-            .predict_pixels(&pixels, h, w, self.region)
+            .predict_pixels_interleaved(&pixels, channels, h, w, self.region)
             .context("predicting")?;
         let overlay = match self.out.clone() {
-            Some(dir) => Some(self.write_overlay(&dir, path, &pixels, h, w, &p)?),
+            Some(dir) => {
+                // Overlays are drawn on grey: an RGB image's luma, as the file decodes to grey.
+                let grey = match rgb {
+                    None => pixels,
+                    Some(img) => {
+                        drop(pixels);
+                        img.to_channels(1).context("converting to grey")?.to_f32()
+                    }
+                };
+                Some(self.write_overlay(&dir, path, &grey, h, w, &p)?)
+            }
             None => None,
         };
         Ok((p, overlay))

@@ -1,8 +1,10 @@
 //! Self-describing checkpoints: the weights of a `VarMap` as safetensors, with the model
 //! config (JSON), the input size, K, and the landmark layout in the file's `__metadata__`.
 //!
-//! Metadata keys: `format` (= [`FORMAT`]), `config` (the [`ModelConfig`] as JSON),
-//! `input_size` (`"HxW"`), `num_landmarks`, `landmark_layout` (when given), `crop_factor`
+//! Metadata keys: `format` (= [`FORMAT`]), `config` (the [`ModelConfig`] as JSON, its
+//! `in_channels` included: a config without it is grey, 1 channel), and, for tools that
+//! read headers, copies of the config's `input_size` (`"HxW"`), `in_channels` and
+//! `num_landmarks` (reading goes by the config); `landmark_layout` (when given), `crop_factor`
 //! (when given: the training crop's factor on an object box), and `extra.<key>` for
 //! caller-supplied strings (e.g. the epoch). Tensors keep the model's weight names
 //! (`convs.0.weight`, ...), stored as f32.
@@ -60,6 +62,8 @@ pub struct CheckpointInfo {
     pub config: ModelConfig,
     /// Input size `(height, width)` in pixels.
     pub input_size: (usize, usize),
+    /// Channels of the input images (the config's `in_channels`: 1 grey, 3 RGB).
+    pub in_channels: usize,
     /// Number of landmarks K.
     pub num_landmarks: usize,
     /// Landmark layout, crop factor and extra strings.
@@ -183,6 +187,7 @@ pub fn save_checkpoint(
     md.insert("format".to_string(), FORMAT.to_string());
     md.insert("config".to_string(), config.to_json()?);
     md.insert("input_size".to_string(), format!("{h}x{w}"));
+    md.insert("in_channels".to_string(), config.in_channels().to_string());
     md.insert(
         "num_landmarks".to_string(),
         config.num_landmarks().to_string(),
@@ -277,6 +282,7 @@ fn read_header(path: &Path, file: &mut File, limits: &ModelLimits) -> Result<Hea
         .iter()
         .map(|(k, t)| (k.clone(), t.shape.clone()))
         .collect();
+    check_input_channels(path, &info.config, &stored)?;
     let want = info.config.weight_shapes()?;
     let model = format!("its config (a {} model)", info.config.family());
     compare_shapes(path, &stored, "the checkpoint", &want, &model)?;
@@ -299,6 +305,39 @@ fn read_header(path: &Path, file: &mut File, limits: &ModelLimits) -> Result<Hea
         tensors,
         data_start,
     })
+}
+
+/// The stored weight of the convolution that reads the images, (out, C, k, k), against the
+/// config's `in_channels`: a config that says colour over weights trained on grey (or the
+/// reverse) is named as such, before the general shape comparison and before any tensor is
+/// read. (A missing tensor is left to that comparison.)
+fn check_input_channels(
+    path: &Path,
+    config: &ModelConfig,
+    stored: &BTreeMap<String, Vec<usize>>,
+) -> Result<()> {
+    let Some(name) = crate::plan::first_conv_weight(config) else {
+        return Ok(());
+    };
+    let Some(shape) = stored.get(&name) else {
+        return Ok(());
+    };
+    let c = config.in_channels();
+    if shape.len() != 4 || shape[1] != c {
+        let stored_for = match shape.get(1) {
+            Some(n) if shape.len() == 4 => format!("stored for {n}-channel images"),
+            _ => "not stored as a convolution's (out, in, k, k) weight".to_string(),
+        };
+        return Err(mismatch(
+            path,
+            &name,
+            format!(
+                "shape {shape:?} in the checkpoint, {stored_for}, but its config's \
+                 `in_channels` is {c}: the first convolution's weight must be (out, {c}, k, k)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The checkpoint info of a metadata map: format, config (checked against `limits`), crop
@@ -358,6 +397,7 @@ fn parse_info(
     }
     Ok(CheckpointInfo {
         input_size: config.input_size(),
+        in_channels: config.in_channels(),
         num_landmarks: config.num_landmarks(),
         config,
         meta,

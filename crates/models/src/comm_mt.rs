@@ -75,7 +75,13 @@ impl CommMt {
     /// Creates the weights under `vb` (config validated by the caller).
     pub fn new(cfg: &CommMtConfig, vb: VarBuilder) -> Result<Self> {
         let s = cfg.input_size;
-        let (trunk, (c, h, w)) = build_stack(&cfg.trunk, 1, s.height, s.width, vb.pp("trunk"))?;
+        let (trunk, (c, h, w)) = build_stack(
+            &cfg.trunk,
+            cfg.in_channels,
+            s.height,
+            s.width,
+            vb.pp("trunk"),
+        )?;
         let mut d = c * h * w;
         let mut shared = Vec::with_capacity(cfg.shared_fc.len());
         for (i, &u) in cfg.shared_fc.iter().enumerate() {
@@ -99,10 +105,10 @@ impl CommMt {
         })
     }
 
-    /// images (B, 1, H, W) -> landmarks (B, K, 2) in input pixels (the branch's output
+    /// images (B, C, H, W) -> landmarks (B, K, 2) in input pixels (the branch's output
     /// rescaled per `coord_scale`), attributes (B, n) per head; `maps` is None.
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Result<ModelOutput> {
-        check_images(images, self.cfg.input_size)?;
+        check_images(images, self.cfg.in_channels, self.cfg.input_size)?;
         let x = flatten(&run_stack(&self.trunk, images)?)?;
         let f = fc_stack(&self.shared, self.dropout.as_ref(), &x, train, true)?;
         let raw = candle_core::Module::forward(&self.landmark_fc, &f)?;

@@ -11,6 +11,9 @@
 //!                "hidden": [256, 256], "dropout": 0.25 } ] }
 //! ```
 //!
+//! `in_channels` (every family; default 1, grey) is the number of planes of the input
+//! images: 3 for RGB. Only the first convolution's weights depend on it.
+//!
 //! Every convolution is stride 1 with SAME zero padding (`kernel / 2` on each side, so the
 //! kernel must be odd) and is followed by a ReLU unless the family says otherwise; every
 //! pooling is a 2x2 max-pool with stride 2 that drops an odd last row / column
@@ -196,6 +199,12 @@ pub enum Readout {
 pub struct SeqMtConfig {
     /// Input image size.
     pub input_size: InputSize,
+    /// Channels of the input images: 1 (grey, the paper's; configs and checkpoints written
+    /// without this field are grey) or 3 (RGB; the data crate and the predictor read 1 or
+    /// 3, the model takes up to [`crate::ModelLimits::max_in_channels`]). Only the first
+    /// convolution depends on it.
+    #[serde(default = "default_one")]
+    pub in_channels: usize,
     /// Number of landmarks K (= the last conv's channels).
     pub num_landmarks: usize,
     /// Soft-argmax multiplier: `softmax(beta * M)`.
@@ -228,6 +237,12 @@ fn unit_scale() -> CoordScale {
 pub struct CommMtConfig {
     /// Input image size.
     pub input_size: InputSize,
+    /// Channels of the input images: 1 (grey, the paper's; configs and checkpoints written
+    /// without this field are grey) or 3 (RGB; the data crate and the predictor read 1 or
+    /// 3, the model takes up to [`crate::ModelLimits::max_in_channels`]). Only the first
+    /// convolution depends on it.
+    #[serde(default = "default_one")]
+    pub in_channels: usize,
     /// Number of landmarks K.
     pub num_landmarks: usize,
     /// The trunk (convs with ReLU, pools), input first.
@@ -258,6 +273,12 @@ fn default_hard() -> Readout {
 pub struct HeatmapMtConfig {
     /// Input image size.
     pub input_size: InputSize,
+    /// Channels of the input images: 1 (grey, the paper's; configs and checkpoints written
+    /// without this field are grey) or 3 (RGB; the data crate and the predictor read 1 or
+    /// 3, the model takes up to [`crate::ModelLimits::max_in_channels`]). Only the first
+    /// convolution depends on it.
+    #[serde(default = "default_one")]
+    pub in_channels: usize,
     /// Number of landmarks K (= the last conv's channels).
     pub num_landmarks: usize,
     /// Soft-argmax multiplier (for `landmark_kind = soft_argmax` or `readout = soft_argmax`).
@@ -291,8 +312,9 @@ fn default_two() -> usize {
 /// The Recombinator Network (RCN, Fig. S3) and RCN+.
 ///
 /// * Down: at level 0 (input resolution) `down_convs` convs of kernel `down_kernels[0]`
-///   (1 -> C, then C -> C); at each level `l = 1..=levels`: 2x2 max-pool of level `l-1`'s
-///   features, then `down_convs` convs of kernel `down_kernels[l]` (C -> C). All ReLU.
+///   (`in_channels` -> C, then C -> C); at each level `l = 1..=levels`: 2x2 max-pool of
+///   level `l-1`'s features, then `down_convs` convs of kernel `down_kernels[l]` (C -> C).
+///   All ReLU.
 /// * Up: for `l = levels-1` down to 0: x2 nearest upsampling of the level-`l+1` features (an
 ///   odd level-`l` size is matched by repeating the last row / column), concatenated (upsampled
 ///   first) with level `l`'s down features taken before their pooling (2C channels), then
@@ -305,6 +327,12 @@ fn default_two() -> usize {
 pub struct RcnConfig {
     /// Input image size.
     pub input_size: InputSize,
+    /// Channels of the input images: 1 (grey, the paper's; configs and checkpoints written
+    /// without this field are grey) or 3 (RGB; the data crate and the predictor read 1 or
+    /// 3, the model takes up to [`crate::ModelLimits::max_in_channels`]). Only the first
+    /// convolution depends on it.
+    #[serde(default = "default_one")]
+    pub in_channels: usize,
     /// Number of landmarks K.
     pub num_landmarks: usize,
     /// Soft-argmax multiplier.
@@ -377,6 +405,31 @@ impl ModelConfig {
         (s.height, s.width)
     }
 
+    /// The channels of the input images (1: grey, 3: RGB), as [`LandmarkModel::forward_t`]
+    /// takes them: images (B, C, H, W).
+    ///
+    /// [`LandmarkModel::forward_t`]: crate::LandmarkModel::forward_t
+    pub fn in_channels(&self) -> usize {
+        match self {
+            ModelConfig::SeqMt(c) => c.in_channels,
+            ModelConfig::CommMt(c) => c.in_channels,
+            ModelConfig::HeatmapMt(c) => c.in_channels,
+            ModelConfig::Rcn(c) => c.in_channels,
+        }
+    }
+
+    /// The same config for images of `channels` channels (e.g. a grey preset made colour:
+    /// `preset("seqmt-blocks")?.with_in_channels(3)`). Not validated here.
+    pub fn with_in_channels(mut self, channels: usize) -> Self {
+        match &mut self {
+            ModelConfig::SeqMt(c) => c.in_channels = channels,
+            ModelConfig::CommMt(c) => c.in_channels = channels,
+            ModelConfig::HeatmapMt(c) => c.in_channels = channels,
+            ModelConfig::Rcn(c) => c.in_channels = channels,
+        }
+        self
+    }
+
     /// The number of landmarks K.
     pub fn num_landmarks(&self) -> usize {
         match self {
@@ -436,11 +489,12 @@ impl ModelConfig {
         self.validate_within(&ModelLimits::DEFAULT)
     }
 
-    /// Checks the config: positive sizes and channel counts, odd kernels no larger than the
-    /// input, K >= 1 and matching the last conv, pools that keep maps non-empty, finite
-    /// positive beta, valid and unique head names, dropout in [0, 1); and every size, the
-    /// parameter count and one image's largest feature map within `limits` (an
-    /// [`Error::LimitExceeded`] naming the field). Nothing is allocated for the model.
+    /// Checks the config: positive sizes and channel counts (`in_channels` included), odd
+    /// kernels no larger than the input, K >= 1 and matching the last conv, pools that keep
+    /// maps non-empty, finite positive beta, valid and unique head names, dropout in [0, 1);
+    /// and every size, the parameter count and one image's largest feature map within
+    /// `limits` (an [`Error::LimitExceeded`] naming the field). Nothing is allocated for the
+    /// model.
     pub fn validate_within(&self, limits: &ModelLimits) -> Result<()> {
         crate::validate::validate(self, limits).map(|_| ())
     }

@@ -27,7 +27,7 @@ impl HeatmapMt {
     /// Creates the weights under `vb` (config validated by the caller).
     pub fn new(cfg: &HeatmapMtConfig, vb: VarBuilder) -> Result<Self> {
         let mut convs = Vec::with_capacity(cfg.convs.len());
-        let mut c = 1;
+        let mut c = cfg.in_channels;
         for (i, s) in cfg.convs.iter().enumerate() {
             convs.push(conv_same(c, s.channels, s.kernel, vb.pp("convs").pp(i))?);
             c = s.channels;
@@ -50,11 +50,11 @@ impl HeatmapMt {
         })
     }
 
-    /// images (B, 1, H, W) -> maps (B, K, H, W) (after the trunk's last activation, before any
+    /// images (B, C, H, W) -> maps (B, K, H, W) (after the trunk's last activation, before any
     /// softmax), landmarks (B, K, 2) in input pixels (soft-argmax, or the `readout` of a
     /// softmax model), attributes (B, n) per head.
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Result<ModelOutput> {
-        check_images(images, self.cfg.input_size)?;
+        check_images(images, self.cfg.in_channels, self.cfg.input_size)?;
         let mut maps = images.clone();
         let last = self.convs.len().saturating_sub(1);
         for (i, c) in self.convs.iter().enumerate() {

@@ -9,12 +9,18 @@
 //!   affine `A` (an [`Affine2`], original pixels -> model-input pixels) sends `c` to the
 //!   input's centre and the crop's edges `c +- side/2` to `-0.5` and `S - 0.5`:
 //!   `p_in = (S / side) (p - c) + ((S-1)/2, (S-1)/2)` per axis.
-//! * **Resample.** The ops crate's bilinear warp, zero outside the image.
-//! * **Contrast normalisation.** Per crop: `x -> (x - mean) / std` over the whole S x S crop
-//!   (zero padding included); a crop with std below 1e-6 is only centred. Give grey values
-//!   in [0, 1] (8-bit / 255), as the data crate does.
+//! * **Channels.** Images are grey (one plane) or RGB (three planes) and are made what the
+//!   model takes ([`crate::ModelConfig::in_channels`]): a grey image on a colour model has
+//!   its plane repeated; an RGB image on a grey model becomes its luma,
+//!   [`LUMA_WEIGHTS`] (those the data crate decodes grey with); otherwise they must match.
+//! * **Resample.** The ops crate's bilinear warp, zero outside the image, every channel with
+//!   the same affine: a planar C x S x S crop, as the data crate's.
+//! * **Contrast normalisation.** Per plane of the crop: `x -> (x - mean) / std` over the
+//!   whole S x S plane (zero padding included); a plane with std below 1e-6 is only
+//!   centred. Give values in [0, 1] (8-bit / 255), as the data crate does.
 //! * **Back to the image.** Predicted points are mapped by `A^{-1}`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
@@ -27,6 +33,12 @@ use crate::config::LandmarkKind;
 use crate::error::{Error, Result};
 use crate::limits::ModelLimits;
 use crate::LandmarkModel;
+
+/// The weights of R, G and B in the luma an RGB image becomes for a grey model:
+/// Rec. 709's `0.2126 R + 0.7152 G + 0.0722 B`, those the `image` crate's `to_luma8` uses,
+/// so that a colour image given to a grey model is what the data crate's grey decoding of
+/// the same file gives the model in training (up to its rounding to 8 bits).
+pub const LUMA_WEIGHTS: [f32; 3] = [0.2126, 0.7152, 0.0722];
 
 /// Where to look for the object in an image.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -164,6 +176,12 @@ impl Predictor {
         &self.model
     }
 
+    /// The channels of the model's input (1: grey, 3: RGB). [`Self::predict`] and
+    /// [`Self::predict_pixels_interleaved`] take grey and RGB images whatever it is.
+    pub fn in_channels(&self) -> usize {
+        self.model.config().in_channels()
+    }
+
     /// The checkpoint's info, when loaded from one.
     pub fn info(&self) -> Option<&CheckpointInfo> {
         self.info.as_ref()
@@ -208,10 +226,12 @@ impl Predictor {
         })
     }
 
-    /// Predicts landmarks for `images` (each (H, W), (1, H, W) or (1, 1, H, W), grey, any
-    /// size, any float dtype) in their `regions` (one per image). Returns one [`Prediction`]
-    /// per image, points in the original image's pixels. A non-finite output is an
-    /// [`Error::NonFiniteOutput`] naming the image's index.
+    /// Predicts landmarks for `images` in their `regions` (one per image). Each image is
+    /// (H, W) grey, or (C, H, W) or (1, C, H, W) with C = 1 (grey) or 3 (RGB planes, in
+    /// that order), any size, any float dtype, values in [0, 1]; it is made the model's
+    /// channel count as the [module docs](self) say. Returns one [`Prediction`] per image,
+    /// points in the original image's pixels. Another shape is an [`Error::Shape`] naming
+    /// it; a non-finite output is an [`Error::NonFiniteOutput`] naming the image's index.
     pub fn predict(&self, images: &[Tensor], regions: &[Region]) -> Result<Vec<Prediction>> {
         if images.len() != regions.len() {
             return Err(Error::InvalidArgument {
@@ -225,8 +245,8 @@ impl Predictor {
             let first = c * self.batch_size;
             let mut crops = Vec::with_capacity(chunk.len());
             for (i, img) in chunk.iter().enumerate() {
-                let (h, w, data) = image_data(img)?;
-                crops.push(self.crop(&data, h, w, regions[first + i])?);
+                let (channels, h, w, data) = image_data(img, first + i)?;
+                crops.push(self.crop(Cow::Owned(data), channels, h, w, regions[first + i])?);
             }
             out.extend(self.run(crops, first)?);
         }
@@ -234,7 +254,8 @@ impl Predictor {
     }
 
     /// Predicts landmarks for one grey image given as `height` x `width` row-major pixels
-    /// (values in [0, 1], as [`Self::predict`]) without copying it into a tensor.
+    /// (values in [0, 1], as [`Self::predict`]) without copying it into a tensor. On a
+    /// colour model the plane is repeated.
     pub fn predict_pixels(
         &self,
         pixels: &[f32],
@@ -242,54 +263,122 @@ impl Predictor {
         width: usize,
         region: Region,
     ) -> Result<Prediction> {
-        if height == 0 || width == 0 || height.checked_mul(width) != Some(pixels.len()) {
+        let op = "Predictor::predict_pixels";
+        check_pixels(op, pixels.len(), 1, height, width)?;
+        let crop = self.crop(Cow::Borrowed(pixels), 1, height, width, region)?;
+        self.run_one(op, crop)
+    }
+
+    /// Predicts landmarks for one image of `channels` interleaved channels (1: grey; 3: RGB,
+    /// channel fastest, as the `image` crate's `RgbImage` holds it), `height` x `width`
+    /// pixels row-major, values in [0, 1]. It is made the model's channel count as in
+    /// [`Self::predict`].
+    pub fn predict_pixels_interleaved(
+        &self,
+        pixels: &[f32],
+        channels: usize,
+        height: usize,
+        width: usize,
+        region: Region,
+    ) -> Result<Prediction> {
+        let op = "Predictor::predict_pixels_interleaved";
+        if channels != 1 && channels != 3 {
             return Err(Error::InvalidArgument {
-                op: "Predictor::predict_pixels",
-                arg: "pixels",
-                reason: format!(
-                    "{} pixels for a {height}x{width} image (it needs height x width > 0)",
-                    pixels.len()
-                ),
+                op,
+                arg: "channels",
+                reason: format!("images have 1 (grey) or 3 (RGB) channels, got {channels}"),
             });
         }
-        let crop = self.crop(pixels, height, width, region)?;
+        check_pixels(op, pixels.len(), channels, height, width)?;
+        let crop = if channels == 1 {
+            self.crop(Cow::Borrowed(pixels), 1, height, width, region)?
+        } else if self.in_channels() == 1 {
+            // Straight to the luma: the model reads one plane.
+            let luma = pixels
+                .chunks_exact(3)
+                .map(|p| luma(p[0], p[1], p[2]))
+                .collect();
+            self.crop(Cow::Owned(luma), 1, height, width, region)?
+        } else {
+            let plane = height * width;
+            let mut planar = vec![0f32; pixels.len()];
+            for (i, p) in pixels.chunks_exact(3).enumerate() {
+                planar[i] = p[0];
+                planar[plane + i] = p[1];
+                planar[2 * plane + i] = p[2];
+            }
+            self.crop(Cow::Owned(planar), 3, height, width, region)?
+        };
+        self.run_one(op, crop)
+    }
+
+    /// The model's prediction for one crop.
+    fn run_one(&self, op: &'static str, crop: (Vec<f32>, Affine2)) -> Result<Prediction> {
         self.run(vec![crop], 0)?
             .pop()
             .ok_or_else(|| Error::InvalidArgument {
-                op: "Predictor::predict_pixels",
+                op,
                 arg: "pixels",
                 reason: "the model gave no prediction".into(),
             })
     }
 
-    /// The normalised model-input crop of one image (H x W pixels `data`) and its crop map.
+    /// The normalised model-input crop (the model's channels, planar) of one image of
+    /// `channels` planes of H x W pixels `data`, and its crop map.
     fn crop(
         &self,
-        data: &[f32],
+        data: Cow<'_, [f32]>,
+        channels: usize,
         h: usize,
         w: usize,
         region: Region,
     ) -> Result<(Vec<f32>, Affine2)> {
         let a = self.crop_affine(h, w, region)?;
         let (sh, sw) = self.model.config().input_size();
-        let mut crop = warp_image_slice(data, 1, h, w, &a, sh, sw);
-        normalize(&mut crop);
+        let want = self.in_channels();
+        let (data, channels) = match (channels, want) {
+            (c, m) if c == m || c == 1 => (data, c),
+            (3, 1) => (Cow::Owned(to_luma(&data, h * w)), 1),
+            (c, m) => {
+                return Err(Error::InvalidArgument {
+                    op: "Predictor::predict",
+                    arg: "images",
+                    reason: format!(
+                        "a {c}-channel image for a model of {m} input channels (it takes \
+                         grey images and images of its own channel count)"
+                    ),
+                })
+            }
+        };
+        let plane = sh * sw;
+        let mut crop = warp_image_slice(&data, channels, h, w, &a, sh, sw);
+        drop(data);
+        for p in crop.chunks_mut(plane.max(1)) {
+            normalize(p);
+        }
+        if channels == 1 && want > 1 {
+            // A grey image on a colour model: the normalised plane, once per channel (the
+            // same as cropping and normalising `want` equal planes).
+            crop = crop.repeat(want);
+        }
         Ok((crop, a))
     }
 
     /// Runs the model on crops (numbered from `first` in errors) and maps the points back.
     fn run(&self, crops: Vec<(Vec<f32>, Affine2)>, first: usize) -> Result<Vec<Prediction>> {
         let (sh, sw) = self.model.config().input_size();
+        let ch = self.in_channels();
         let n = crops.len();
         // The input size is within the model's limits, but the product is checked anyway:
         // it sizes an allocation.
         let len = n
-            .checked_mul(sh)
+            .checked_mul(ch)
+            .and_then(|v| v.checked_mul(sh))
             .and_then(|v| v.checked_mul(sw))
             .ok_or_else(|| Error::InvalidArgument {
                 op: "Predictor::predict",
                 arg: "images",
-                reason: format!("{n} crops of {sh}x{sw} pixels overflow the address space"),
+                reason: format!("{n} crops of {ch} x {sh}x{sw} values overflow the address space"),
             })?;
         let mut pixels = Vec::with_capacity(len);
         let mut maps = Vec::with_capacity(n);
@@ -297,7 +386,7 @@ impl Predictor {
             pixels.extend_from_slice(&crop);
             maps.push(a);
         }
-        let batch = Tensor::from_vec(pixels, (n, 1, sh, sw), &self.device)?;
+        let batch = Tensor::from_vec(pixels, (n, ch, sh, sw), &self.device)?;
         let o = self.model.forward_t(&batch, false)?;
         let lm = o.landmarks.to_dtype(DType::F32)?.to_vec3::<f32>()?;
         let detail = match &o.maps {
@@ -385,12 +474,20 @@ pub(crate) fn check_finite_outputs(
     device: &Device,
 ) -> Result<()> {
     let (h, w) = model.config().input_size();
-    // A fixed, non-constant pattern, normalised as every crop is.
-    let mut px: Vec<f32> = (0..h)
-        .flat_map(|y| (0..w).map(move |x| ((7 * x + 13 * y) % 17) as f32 / 16.0))
+    let c = model.config().in_channels();
+    // A fixed, non-constant pattern (another per channel), each plane normalised as every
+    // crop's is.
+    let mut px: Vec<f32> = (0..c)
+        .flat_map(|ch| {
+            (0..h).flat_map(move |y| {
+                (0..w).map(move |x| ((7 * x + 13 * y + 5 * ch) % 17) as f32 / 16.0)
+            })
+        })
         .collect();
-    normalize(&mut px);
-    let img = Tensor::from_vec(px, (1, 1, h, w), device)?;
+    for p in px.chunks_mut((h * w).max(1)) {
+        normalize(p);
+    }
+    let img = Tensor::from_vec(px, (1, c, h, w), device)?;
     let out = model.forward(&img)?;
     let mut outputs = vec![("landmarks".to_string(), out.landmarks)];
     if let Some(m) = out.maps {
@@ -418,16 +515,61 @@ pub(crate) fn check_finite_outputs(
     Ok(())
 }
 
-/// (H, W, row-major f32 pixels) of a grey image tensor (H, W), (1, H, W) or (1, 1, H, W).
-fn image_data(img: &Tensor) -> Result<(usize, usize, Vec<f32>)> {
+/// The luma of one RGB pixel ([`LUMA_WEIGHTS`]).
+fn luma(r: f32, g: f32, b: f32) -> f32 {
+    LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b
+}
+
+/// The luma plane of three planar RGB planes of `plane` pixels each.
+fn to_luma(rgb: &[f32], plane: usize) -> Vec<f32> {
+    let (r, rest) = rgb.split_at(plane);
+    let (g, b) = rest.split_at(plane);
+    r.iter()
+        .zip(g)
+        .zip(b)
+        .map(|((&r, &g), &b)| luma(r, g, b))
+        .collect()
+}
+
+/// Checks that `len` values are a `channels` x `height` x `width` image, not empty.
+fn check_pixels(
+    op: &'static str,
+    len: usize,
+    channels: usize,
+    height: usize,
+    width: usize,
+) -> Result<()> {
+    let want = height
+        .checked_mul(width)
+        .and_then(|v| v.checked_mul(channels));
+    if height == 0 || width == 0 || want != Some(len) {
+        return Err(Error::InvalidArgument {
+            op,
+            arg: "pixels",
+            reason: format!(
+                "{len} values for a {height}x{width} image of {channels} channel(s) (it needs \
+                 height x width x channels > 0)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// (C, H, W, planar row-major f32 values) of image `index` of a [`Predictor::predict`] call:
+/// a tensor (H, W), (C, H, W) or (1, C, H, W) with C = 1 or 3.
+fn image_data(img: &Tensor, index: usize) -> Result<(usize, usize, usize, Vec<f32>)> {
     let d = img.dims();
-    let (h, w) = match d {
-        [h, w] | [1, h, w] | [1, 1, h, w] => (*h, *w),
+    let (c, h, w) = match d {
+        [h, w] => (1, *h, *w),
+        [c, h, w] | [1, c, h, w] if *c == 1 || *c == 3 => (*c, *h, *w),
         _ => {
             return Err(Error::Shape {
                 op: "Predictor::predict",
                 arg: "images",
-                expected: "each image (H, W), (1, H, W) or (1, 1, H, W), grey".into(),
+                expected: format!(
+                    "each image (H, W), (C, H, W) or (1, C, H, W) with C = 1 (grey) or 3 \
+                     (RGB); image {index} (0-based) is not"
+                ),
                 got: d.to_vec(),
             })
         }
@@ -436,7 +578,10 @@ fn image_data(img: &Tensor) -> Result<(usize, usize, Vec<f32>)> {
         return Err(Error::Shape {
             op: "Predictor::predict",
             arg: "images",
-            expected: format!("a non-empty float image (got dtype {:?})", img.dtype()),
+            expected: format!(
+                "a non-empty float image; image {index} (0-based) has dtype {:?}",
+                img.dtype()
+            ),
             got: d.to_vec(),
         });
     }
@@ -445,9 +590,10 @@ fn image_data(img: &Tensor) -> Result<(usize, usize, Vec<f32>)> {
         .to_dtype(DType::F32)?
         .flatten_all()?
         .to_vec1::<f32>()?;
-    Ok((h, w, data))
+    Ok((c, h, w, data))
 }
 
-/// Per-image normalisation in place: `(x - mean) / std`, only centring when std < 1e-6
-/// (the ops crate's [`landmark_ssl_ops::normalize_image`], shared by training and inference).
+/// Per-plane normalisation in place: `(x - mean) / std`, only centring when std < 1e-6
+/// (the ops crate's [`landmark_ssl_ops::normalize_image`], shared by training and
+/// inference; a crop's planes are normalised one by one).
 pub use landmark_ssl_ops::normalize_image as normalize;

@@ -240,12 +240,13 @@ pub(crate) fn fc_stack(
     Ok(x)
 }
 
-/// Checks that `images` is (B, 1, H, W) f32 with (H, W) = the model's input size.
-pub(crate) fn check_images(images: &Tensor, size: InputSize) -> Result<()> {
+/// Checks that `images` is (B, C, H, W) f32 with C = the model's `in_channels` and (H, W)
+/// = its input size.
+pub(crate) fn check_images(images: &Tensor, in_channels: usize, size: InputSize) -> Result<()> {
     let d = images.dims();
     let ok = d.len() == 4
         && d[0] > 0
-        && d[1] == 1
+        && d[1] == in_channels
         && d[2] == size.height
         && d[3] == size.width
         && images.dtype() == DType::F32;
@@ -254,7 +255,8 @@ pub(crate) fn check_images(images: &Tensor, size: InputSize) -> Result<()> {
             op: "LandmarkModel::forward_t",
             arg: "images",
             expected: format!(
-                "(B >= 1, 1, {}, {}) f32 (got dtype {:?})",
+                "(B >= 1, C = {in_channels}, {}, {}) f32: the model takes \
+                 {in_channels}-channel images (got dtype {:?})",
                 size.height,
                 size.width,
                 images.dtype()
@@ -265,8 +267,6 @@ pub(crate) fn check_images(images: &Tensor, size: InputSize) -> Result<()> {
     Ok(())
 }
 
-/// Soft-argmax (Eq. 1): (B, K, H, W) maps -> (B, K, 2) points (x, y) in map pixels,
-/// `sum_ij softmax(beta M)_ij (j, i)`. Delegates to the ops crate's fused kernel.
 /// The last trunk conv with its activation: a ReLU for `slope` 0, a leaky ReLU
 /// `max(z, slope z)` for `slope` in (0, 1), linear for 1.
 pub(crate) fn conv_with_slope(conv: &Conv2d, x: &Tensor, slope: f64) -> Result<Tensor> {
@@ -281,6 +281,8 @@ pub(crate) fn conv_with_slope(conv: &Conv2d, x: &Tensor, slope: f64) -> Result<T
     }
 }
 
+/// Soft-argmax (Eq. 1): (B, K, H, W) maps -> (B, K, 2) points (x, y) in map pixels,
+/// `sum_ij softmax(beta M)_ij (j, i)`. Delegates to the ops crate's fused kernel.
 pub(crate) fn soft_argmax(maps: &Tensor, beta: f64) -> Result<Tensor> {
     Ok(landmark_ssl_ops::soft_argmax(maps, beta)?)
 }

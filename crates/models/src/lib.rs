@@ -4,7 +4,8 @@
 //! * [`ModelConfig`]: a serde config per family (tagged by `family`); [`preset`] gives the
 //!   paper's architectures by name ([`PRESET_NAMES`]).
 //! * [`LandmarkModel`]: built from a config and a `VarBuilder`; [`LandmarkModel::forward_t`]
-//!   maps images (B, 1, H, W) f32 to one [`ModelOutput`] type for every family.
+//!   maps images (B, C, H, W) f32 (C = the config's `in_channels`: 1 grey, the paper's, or 3
+//!   RGB) to one [`ModelOutput`] type for every family.
 //! * [`ModelLimits`]: upper bounds on a config's sizes (input, channels, FC widths, K, heads,
 //!   parameters, feature maps), checked by [`ModelConfig::validate`] before anything is
 //!   built.
@@ -126,8 +127,9 @@ impl LandmarkModel {
         })
     }
 
-    /// images (B, 1, H, W) f32, (H, W) = the config's input size, any normalisation the
-    /// model was trained with (the data crate: per-image zero mean, unit std) ->
+    /// images (B, C, H, W) f32, C = the config's `in_channels` ([`ModelConfig::in_channels`]),
+    /// (H, W) = the config's input size, normalised as the model was trained (the data crate
+    /// and [`Predictor`]: each plane of each image to zero mean, unit std) ->
     /// [`ModelOutput`]. Dropout is applied only when `train` is true.
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Result<ModelOutput> {
         match &self.net {

@@ -15,6 +15,7 @@
 //! | limit | default | bounds |
 //! |---|---|---|
 //! | `max_input_side` | 2048 | `input_size.height`, `input_size.width` |
+//! | `max_in_channels` | 64 | `in_channels`, the input images' planes (1 grey, 3 RGB) |
 //! | `max_channels` | 4096 | every convolution's output channels (RCN: `channels`) |
 //! | `max_hidden_units` | 65536 | every FC width (`shared_fc`, heads' `hidden`) |
 //! | `max_landmarks` | 1024 | `num_landmarks` |
@@ -49,6 +50,8 @@
 pub struct ModelLimits {
     /// Largest input height or width, in pixels.
     pub max_input_side: usize,
+    /// Largest number of input image channels (`in_channels`).
+    pub max_in_channels: usize,
     /// Largest number of output channels of a convolution.
     pub max_channels: usize,
     /// Largest width of a fully connected layer.
@@ -74,6 +77,7 @@ impl ModelLimits {
     /// The defaults (the module docs' table).
     pub const DEFAULT: ModelLimits = ModelLimits {
         max_input_side: 2048,
+        max_in_channels: 64,
         max_channels: 4096,
         max_hidden_units: 1 << 16,
         max_landmarks: 1024,
@@ -90,6 +94,7 @@ impl ModelLimits {
     /// user gives.
     pub const UNBOUNDED: ModelLimits = ModelLimits {
         max_input_side: usize::MAX,
+        max_in_channels: usize::MAX,
         max_channels: usize::MAX,
         max_hidden_units: usize::MAX,
         max_landmarks: usize::MAX,

@@ -107,9 +107,17 @@ impl Builder {
         Ok(())
     }
 
-    /// A Seq-MT style stack of convs at full resolution: `{prefix}.{i}`.
-    fn convs(&mut self, prefix: &str, convs: &[ConvSpec], h: usize, w: usize) -> Result<()> {
-        let mut c = 1;
+    /// A Seq-MT style stack of convs at full resolution on `in_ch` input channels:
+    /// `{prefix}.{i}`.
+    fn convs(
+        &mut self,
+        prefix: &str,
+        convs: &[ConvSpec],
+        in_ch: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<()> {
+        let mut c = in_ch;
         for (i, s) in convs.iter().enumerate() {
             self.conv(&format!("{prefix}.{i}"), c, s.channels, s.kernel)?;
             self.feature(&format!("{prefix}[{i}]"), &[s.channels, h, w])?;
@@ -150,7 +158,7 @@ impl Builder {
         let (h, w) = (cfg.input_size.height, cfg.input_size.width);
         for (l, &k) in cfg.down_kernels.iter().enumerate() {
             for j in 0..cfg.down_convs {
-                let cin = if l == 0 && j == 0 { 1 } else { c };
+                let cin = if l == 0 && j == 0 { cfg.in_channels } else { c };
                 self.conv(&format!("down.{l}.{j}"), cin, c, k)?;
             }
         }
@@ -179,15 +187,16 @@ impl Builder {
 pub(crate) fn plan(cfg: &ModelConfig) -> Result<Plan> {
     let mut b = Builder::new();
     let (h, w) = cfg.input_size();
-    b.feature("input_size", &[h, w])?;
+    let in_ch = cfg.in_channels();
+    b.feature("input_size", &[in_ch, h, w])?;
     let two_k = mul("num_landmarks", 2, cfg.num_landmarks())?;
     match cfg {
         ModelConfig::SeqMt(c) => {
-            b.convs("convs", &c.convs, h, w)?;
+            b.convs("convs", &c.convs, in_ch, h, w)?;
             b.heads(&c.heads, two_k)?;
         }
         ModelConfig::CommMt(c) => {
-            let (ch, hh, ww) = b.stack("trunk", &c.trunk, 1, h, w)?;
+            let (ch, hh, ww) = b.stack("trunk", &c.trunk, in_ch, h, w)?;
             let mut d = product("trunk", &[ch, hh, ww])?;
             for (i, &u) in c.shared_fc.iter().enumerate() {
                 b.linear(&format!("shared.fc{i}"), d, u)?;
@@ -198,7 +207,7 @@ pub(crate) fn plan(cfg: &ModelConfig) -> Result<Plan> {
             b.heads(&c.heads, d)?;
         }
         ModelConfig::HeatmapMt(c) => {
-            b.convs("convs", &c.convs, h, w)?;
+            b.convs("convs", &c.convs, in_ch, h, w)?;
             let (bc, bh, bw) = b.stack("branch", &c.branch, c.num_landmarks, h, w)?;
             let d = product("branch", &[bc, bh, bw])?;
             b.heads(&c.heads, d)?;
@@ -206,4 +215,20 @@ pub(crate) fn plan(cfg: &ModelConfig) -> Result<Plan> {
         ModelConfig::Rcn(c) => b.rcn(c)?,
     }
     Ok(b.plan)
+}
+
+/// The name of the weight of the convolution that reads the input images, (out,
+/// `in_channels`, k, k): `convs.0.weight` (Seq-MT, Heatmap-MT), `trunk.{i}.weight` for the
+/// first conv of Comm-MT's trunk, `down.0.0.weight` (RCN). `None` for a Comm-MT trunk
+/// without a conv (its first FC layer then reads the flattened images).
+pub(crate) fn first_conv_weight(cfg: &ModelConfig) -> Option<String> {
+    match cfg {
+        ModelConfig::SeqMt(_) | ModelConfig::HeatmapMt(_) => Some("convs.0.weight".into()),
+        ModelConfig::CommMt(c) => c
+            .trunk
+            .iter()
+            .position(|l| matches!(l, LayerSpec::Conv { .. }))
+            .map(|i| format!("trunk.{i}.weight")),
+        ModelConfig::Rcn(_) => Some("down.0.0.weight".into()),
+    }
 }

@@ -30,6 +30,9 @@
 //! down convs 5x5 at 80x80 and 3x3 below (1x1 at AFLW's 1x1 level), one conv per level down,
 //! two 3x3 convs per level up, a 1x1 linear output conv.
 //!
+//! Every preset takes grey images (`in_channels = 1`, as the paper);
+//! [`crate::ModelConfig::with_in_channels`] gives the same architecture for colour.
+//!
 //! Coordinates reach the heads scaled to [-1, 1] (`coord_scale = unit`). The torch reference
 //! feeds raw pixels (`coord_scale = pixels`; the same work, so throughput figures compare);
 //! with raw pixels the heads' first logits are large (cross-entropy ~23 on Blocks at
@@ -147,6 +150,7 @@ fn data_spec(name: &str) -> Option<DataSpec> {
 fn seq_mt(d: DataSpec, map_negative_slope: f64) -> ModelConfig {
     ModelConfig::SeqMt(SeqMtConfig {
         input_size: InputSize::square(d.size),
+        in_channels: 1,
         num_landmarks: d.k,
         beta: d.beta,
         convs: d.convs,
@@ -181,6 +185,7 @@ fn comm_mt(d: DataSpec) -> ModelConfig {
         .collect();
     ModelConfig::CommMt(CommMtConfig {
         input_size: InputSize::square(d.size),
+        in_channels: 1,
         num_landmarks: d.k,
         trunk,
         shared_fc: vec![256, 256],
@@ -200,6 +205,7 @@ fn heatmap_mt(d: DataSpec, kind: LandmarkKind) -> ModelConfig {
     let branch = [LayerSpec::Pool, conv9].repeat(4);
     ModelConfig::HeatmapMt(HeatmapMtConfig {
         input_size: InputSize::square(d.size),
+        in_channels: 1,
         num_landmarks: d.k,
         beta: d.beta,
         convs: d.convs,
@@ -239,6 +245,7 @@ fn rcn(data: &str, kind: LandmarkKind) -> Option<ModelConfig> {
     };
     Some(ModelConfig::Rcn(RcnConfig {
         input_size: InputSize::square(80),
+        in_channels: 1,
         num_landmarks: k,
         beta: 1.0,
         channels,
@@ -272,6 +279,7 @@ pub fn preset(name: &str) -> Result<ModelConfig> {
     let cfg = match family {
         "seqmt" if data == "300w" => Some(ModelConfig::SeqMt(SeqMtConfig {
             input_size: InputSize::square(64),
+            in_channels: 1,
             num_landmarks: 68,
             beta: 0.01,
             convs: [repeat(7, ConvSpec::new(9, 32)), vec![ConvSpec::new(9, 68)]].concat(),

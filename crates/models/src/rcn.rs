@@ -36,7 +36,7 @@ impl Rcn {
             let vbl = vb.pp("down").pp(l);
             let mut convs = Vec::with_capacity(cfg.down_convs);
             for j in 0..cfg.down_convs {
-                let cin = if l == 0 && j == 0 { 1 } else { c };
+                let cin = if l == 0 && j == 0 { cfg.in_channels } else { c };
                 convs.push(conv_same(cin, c, k, vbl.pp(j))?);
             }
             down.push(convs);
@@ -63,7 +63,7 @@ impl Rcn {
         })
     }
 
-    /// The K linear maps (B, K, H, W) from images (B, 1, H, W).
+    /// The K linear maps (B, K, H, W) from images (B, C, H, W).
     pub fn maps(&self, images: &Tensor) -> Result<Tensor> {
         let mut feats: Vec<Tensor> = Vec::with_capacity(self.down.len());
         let mut x = images.clone();
@@ -89,10 +89,10 @@ impl Rcn {
         Ok(self.output.forward(&g)?)
     }
 
-    /// images (B, 1, H, W) -> maps (B, K, H, W) (linear, pre-softmax), landmarks (B, K, 2)
+    /// images (B, C, H, W) -> maps (B, K, H, W) (linear, pre-softmax), landmarks (B, K, 2)
     /// in input pixels (soft-argmax for RCN+, the `readout` for RCN), attributes per head.
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Result<ModelOutput> {
-        check_images(images, self.cfg.input_size)?;
+        check_images(images, self.cfg.in_channels, self.cfg.input_size)?;
         let maps = self.maps(images)?;
         let landmarks = match (self.cfg.landmark_kind, self.cfg.readout) {
             (LandmarkKind::SoftArgmax, _) | (LandmarkKind::Softmax, Readout::SoftArgmax) => {

@@ -27,7 +27,7 @@ impl SeqMt {
     /// ([`crate::ModelConfig::validate`]; [`crate::LandmarkModel::new`] does it).
     pub fn new(cfg: &SeqMtConfig, vb: VarBuilder) -> Result<Self> {
         let mut convs = Vec::with_capacity(cfg.convs.len());
-        let mut c = 1;
+        let mut c = cfg.in_channels;
         for (i, s) in cfg.convs.iter().enumerate() {
             convs.push(conv_same(c, s.channels, s.kernel, vb.pp("convs").pp(i))?);
             c = s.channels;
@@ -42,7 +42,7 @@ impl SeqMt {
     }
 
     /// The K maps (B, K, H, W) after the last activation (ReLU, leaky ReLU or linear, by
-    /// `map_negative_slope`), from images (B, 1, H, W).
+    /// `map_negative_slope`), from images (B, C, H, W).
     pub fn maps(&self, images: &Tensor) -> Result<Tensor> {
         let mut x = images.clone();
         let slope = self.cfg.map_negative_slope;
@@ -57,10 +57,10 @@ impl SeqMt {
         Ok(x)
     }
 
-    /// images (B, 1, H, W) -> maps (B, K, H, W), landmarks (B, K, 2) in input pixels
+    /// images (B, C, H, W) -> maps (B, K, H, W), landmarks (B, K, 2) in input pixels
     /// (soft-argmax with `beta`), one (B, n) output per head (dropout only when `train`).
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Result<ModelOutput> {
-        check_images(images, self.cfg.input_size)?;
+        check_images(images, self.cfg.in_channels, self.cfg.input_size)?;
         let maps = self.maps(images)?;
         let landmarks = soft_argmax(&maps, self.cfg.beta)?;
         let attributes = self.heads.forward_t(

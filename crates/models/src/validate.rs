@@ -28,6 +28,19 @@ pub(crate) fn validate(cfg: &ModelConfig, limits: &ModelLimits) -> Result<Plan> 
             "max_input_side",
         ));
     }
+    let in_ch = cfg.in_channels();
+    if in_ch == 0 {
+        return Err(Error::config(
+            "in_channels",
+            "images need at least 1 channel (1: grey, 3: RGB), got 0",
+        ));
+    }
+    at_most(
+        "in_channels",
+        in_ch,
+        limits.max_in_channels,
+        "max_in_channels",
+    )?;
     let k = cfg.num_landmarks();
     if k == 0 {
         return Err(Error::config(
@@ -61,7 +74,7 @@ pub(crate) fn validate(cfg: &ModelConfig, limits: &ModelLimits) -> Result<Plan> 
             check_slope(c.map_negative_slope)?;
         }
         ModelConfig::CommMt(c) => {
-            let (ch, hh, ww) = check_layers("trunk", &c.trunk, 1, h, w, min_side, limits)?;
+            let (ch, hh, ww) = check_layers("trunk", &c.trunk, in_ch, h, w, min_side, limits)?;
             if ch == 0 || hh == 0 || ww == 0 {
                 return Err(Error::config("trunk", "the trunk output is empty"));
             }

@@ -8,6 +8,7 @@ use landmark_ssl_models::*;
 fn tiny(k: usize, ch: usize) -> ModelConfig {
     ModelConfig::SeqMt(SeqMtConfig {
         input_size: InputSize::square(8),
+        in_channels: 1,
         num_landmarks: k,
         beta: 2.0,
         convs: vec![ConvSpec::new(3, ch), ConvSpec::new(1, k)],
@@ -180,6 +181,7 @@ fn non_checkpoints_are_clear_errors() {
 fn spot_finder(size: usize) -> (LandmarkModel, VarMap) {
     let cfg = ModelConfig::SeqMt(SeqMtConfig {
         input_size: InputSize::square(size),
+        in_channels: 1,
         num_landmarks: 1,
         beta: 40.0,
         convs: vec![ConvSpec::new(1, 1)],

@@ -30,6 +30,7 @@ const BETA: f64 = 3.0;
 fn one_conv(w: f32, b: f32) -> LandmarkModel {
     let cfg = ModelConfig::SeqMt(SeqMtConfig {
         input_size: InputSize::square(S),
+        in_channels: 1,
         num_landmarks: 1,
         beta: BETA,
         convs: vec![ConvSpec::new(1, 1)],

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 fn tiny() -> ModelConfig {
     ModelConfig::SeqMt(SeqMtConfig {
         input_size: InputSize::square(8),
+        in_channels: 1,
         num_landmarks: 2,
         beta: 2.0,
         convs: vec![ConvSpec::new(3, 4), ConvSpec::new(1, 2)],

@@ -11,6 +11,7 @@ fn tiny_seq(heads: Vec<HeadConfig>) -> ModelConfig {
             height: 12,
             width: 10,
         },
+        in_channels: 1,
         num_landmarks: 3,
         beta: 1.0,
         convs: vec![ConvSpec::new(3, 4), ConvSpec::new(1, 3)],
@@ -26,6 +27,7 @@ fn tiny_comm() -> ModelConfig {
             height: 12,
             width: 10,
         },
+        in_channels: 1,
         num_landmarks: 3,
         trunk: vec![
             LayerSpec::Conv {
@@ -51,6 +53,7 @@ fn tiny_heat(kind: LandmarkKind) -> ModelConfig {
             height: 12,
             width: 10,
         },
+        in_channels: 1,
         num_landmarks: 3,
         beta: 1.0,
         convs: vec![ConvSpec::new(3, 4), ConvSpec::new(1, 3)],
@@ -77,6 +80,7 @@ fn tiny_rcn(kind: LandmarkKind) -> ModelConfig {
     ModelConfig::Rcn(RcnConfig {
         // 20 -> 10 -> 5 -> 2: the last upsampling goes 2 -> 5 (odd).
         input_size: InputSize::square(20),
+        in_channels: 1,
         num_landmarks: 2,
         beta: 1.0,
         channels: 3,
