@@ -59,7 +59,7 @@ fn discs(n: usize, seed: u64) -> Result<Dataset> {
     Ok(Dataset::new(samples, meta)?)
 }
 
-fn main() -> Result<()> {
+pub fn main() -> Result<()> {
     let args = Args::parse();
     let mut cfg = ExperimentConfig {
         device: args.device,
@@ -67,6 +67,7 @@ fn main() -> Result<()> {
     };
     cfg.data.kind = DataKind::InMemory;
     cfg.model.config = Some(ModelConfig::SeqMt(SeqMtConfig {
+        in_channels: 1,
         input_size: InputSize::square(SIDE),
         num_landmarks: 1,
         beta: 1.0,

@@ -118,10 +118,24 @@ pub struct Evaluation {
     pub auc: f64,
     /// The threshold of `failure_rate` and `auc`, in `unit`.
     pub threshold: f64,
+    /// Failure rate and AUC at every threshold of [`EvalConfig::all_thresholds`].
+    #[serde(default)]
+    pub at_thresholds: Vec<AtThreshold>,
     /// Accuracy per class head, over the images that have that attribute.
     pub accuracy: BTreeMap<String, f64>,
     /// Every image's error, in data-set order of the evaluated images.
     pub per_image: Vec<f64>,
+}
+
+/// The failure rate and the AUC of the cumulative error curve at one threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AtThreshold {
+    /// The threshold, in the errors' unit.
+    pub threshold: f64,
+    /// Fraction of images whose error exceeds it.
+    pub failure_rate: f64,
+    /// Area under the cumulative error curve up to it, in [0, 1].
+    pub auc: f64,
 }
 
 /// Errors of `p` under `eval`'s normaliser. Images without a visible landmark are skipped.
@@ -160,6 +174,17 @@ pub fn evaluate(p: &Predictions, eval: &EvalConfig) -> Result<Evaluation> {
         failure_rate: metrics::failure_rate(&errors, eval.threshold)?,
         auc: metrics::auc(&errors, eval.threshold)?,
         threshold: eval.threshold,
+        at_thresholds: eval
+            .all_thresholds()
+            .into_iter()
+            .map(|t| {
+                Ok(AtThreshold {
+                    threshold: t,
+                    failure_rate: metrics::failure_rate(&errors, t)?,
+                    auc: metrics::auc(&errors, t)?,
+                })
+            })
+            .collect::<Result<_>>()?,
         accuracy,
         per_image: errors,
     })

@@ -43,5 +43,5 @@ pub use datasets::{build_splits, Splits};
 pub use device::DeviceChoice;
 pub use error::{Error, Result};
 pub use objective::{objective_weights, step_terms, StepTerms};
-pub use report::{EpochRecord, Evaluation, GradNormStats};
+pub use report::{AtThreshold, EpochRecord, Evaluation, GradNormStats};
 pub use trainer::{predict, ClassPredictions, Outcome, Predictions, Trainer};

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::evaluation::Predictions;
 use crate::io::{append_line, write_atomic};
 
-pub use crate::evaluation::{evaluate, Evaluation};
+pub use crate::evaluation::{evaluate, AtThreshold, Evaluation};
 pub use crate::records::{EpochRecord, GradNormStats};
 
 /// Appends one epoch to `log.jsonl` in the output folder.
@@ -60,7 +60,7 @@ fn save_png(img: &image::RgbImage, path: &Path) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
-/// Writes `report.md`, `overlays/*.png` and `ced.png`; returns the report's path.
+/// Writes `report.md`, `overlays/*.png`, `ced.png` and `ced.csv`; returns the report's path.
 /// The overlays need the test predictions, which the caller passes through
 /// [`write_overlays`]; this function draws the curve and the tables.
 pub fn write_report(input: &ReportInput) -> Result<PathBuf> {
@@ -72,6 +72,7 @@ pub fn write_report(input: &ReportInput) -> Result<PathBuf> {
         &draw::plot_curves(&[pts], t.threshold),
         &dir.join("ced.png"),
     )?;
+    write_ced_csv(dir, t)?;
     let mut md = String::new();
     let name = if input.cfg.name.is_empty() {
         "experiment"
@@ -109,16 +110,27 @@ pub fn write_report(input: &ReportInput) -> Result<PathBuf> {
         "| median error ({unit}) | {:.3} |\n",
         t.median_error * scale
     ));
-    md.push_str(&format!(
-        "| failure rate at {} | {:.2}% |\n",
-        t.threshold * scale,
-        t.failure_rate * 100.0
-    ));
-    md.push_str(&format!(
-        "| AUC up to {} | {:.4} |\n",
-        t.threshold * scale,
-        t.auc
-    ));
+    let at: Vec<AtThreshold> = if t.at_thresholds.is_empty() {
+        vec![AtThreshold {
+            threshold: t.threshold,
+            failure_rate: t.failure_rate,
+            auc: t.auc,
+        }]
+    } else {
+        t.at_thresholds.clone()
+    };
+    for a in &at {
+        md.push_str(&format!(
+            "| failure rate at {} | {:.2}% |\n",
+            a.threshold * scale,
+            a.failure_rate * 100.0
+        ));
+        md.push_str(&format!(
+            "| AUC up to {} | {:.4} |\n",
+            a.threshold * scale,
+            a.auc
+        ));
+    }
     for (head, a) in &t.accuracy {
         md.push_str(&format!("| accuracy `{head}` | {:.2}% |\n", a * 100.0));
     }
@@ -130,7 +142,7 @@ pub fn write_report(input: &ReportInput) -> Result<PathBuf> {
             .collect::<Vec<_>>()
             .join(", "),
     );
-    md.push_str("\n\n![cumulative error curve](ced.png)\n\nCumulative error curve: the fraction of test images (y) whose error is at most x.\n\n");
+    md.push_str("\n\n![cumulative error curve](ced.png)\n\nCumulative error curve: the fraction of test images (y) whose error is at most x (`ced.csv`: the curve up to the largest threshold, as numbers).\n\n");
     md.push_str("## Training\n\n| epoch | lr | total cost | valid error | img/s | s |\n|---|---|---|---|---|---|\n");
     for r in input.history {
         md.push_str(&format!(
@@ -205,4 +217,20 @@ pub fn write_overlays(
         save_png(&img, &dir.join("overlays").join(format!("test-{i:03}.png")))?;
     }
     Ok(())
+}
+
+/// `ced.csv`: the cumulative error curve of the test split as `error,fraction` rows, 201
+/// points from 0 to the largest reported threshold, errors in the evaluation's unit.
+pub fn write_ced_csv(dir: &Path, t: &Evaluation) -> Result<()> {
+    let top = t
+        .at_thresholds
+        .iter()
+        .map(|a| a.threshold)
+        .fold(t.threshold, f64::max);
+    let curve = metrics::ced_curve(&t.per_image, top, 201)?;
+    let mut csv = format!("error_{},fraction\n", t.unit);
+    for c in curve {
+        csv.push_str(&format!("{},{}\n", c.error, c.fraction));
+    }
+    write_atomic(&dir.join("ced.csv"), csv.as_bytes())
 }

@@ -389,6 +389,7 @@ pub(crate) mod tests {
             failure_rate: 0.0,
             auc: 0.5,
             threshold: 5.0,
+            at_thresholds: vec![],
             accuracy: [("a".to_string(), 0.5), ("b".to_string(), 1.0)].into(),
             per_image: vec![2.0, 3.0],
         };

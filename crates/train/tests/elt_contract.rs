@@ -66,8 +66,10 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 fn elt_warps_as_the_pipeline_prepares() {
     let (batch, raw) = blocks_batch();
     assert!(batch.normalized);
-    // Black has its normalised value in the prepared image (the Blocks background).
-    let pad = batch.pad_values.to_vec1::<f32>().unwrap()[0];
+    // Black has its normalised value in the prepared image (the Blocks background); one
+    // value per image and channel, (B, C) = (1, 1) for grey Blocks.
+    assert_eq!(batch.pad_values.dims(), &[1, 1]);
+    let pad = batch.pad_values.to_vec2::<f32>().unwrap()[0][0];
     let img = batch
         .images
         .flatten_all()

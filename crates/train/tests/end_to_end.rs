@@ -16,6 +16,7 @@ fn tiny_experiment(dir: &Path, epochs: usize) -> ExperimentConfig {
     cfg.data.generated_sizes = [96, 24, 24];
     cfg.labels.landmark_fraction = 0.25;
     cfg.model.config = Some(ModelConfig::SeqMt(SeqMtConfig {
+        in_channels: 1,
         input_size: InputSize::square(60),
         num_landmarks: 5,
         beta: 1.0,
@@ -105,6 +106,27 @@ fn train_checkpoint_resume_and_report() {
     let report = std::fs::read_to_string(&out_a.report).unwrap();
     assert!(report.contains("mean error (px)"), "{report}");
     assert!(a.join("ced.png").exists());
+    // The curve as numbers: 201 rows from 0 to the threshold, fractions rising to at most 1.
+    let ced = std::fs::read_to_string(a.join("ced.csv")).unwrap();
+    let mut rows = ced.lines();
+    assert_eq!(rows.next(), Some("error_px,fraction"));
+    let rows: Vec<(f64, f64)> = rows
+        .map(|l| {
+            let (e, f) = l.split_once(',').unwrap();
+            (e.parse().unwrap(), f.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(rows.len(), 201);
+    assert_eq!(rows[0].0, 0.0);
+    assert!((rows[200].0 - 5.0).abs() < 1e-12);
+    assert!(rows.windows(2).all(|w| w[0].1 <= w[1].1 && w[1].1 <= 1.0));
+    let passed = out_a.test.per_image.iter().filter(|e| **e <= 5.0).count();
+    let expected = passed as f64 / out_a.test.images as f64;
+    assert!(
+        (rows[200].1 - expected).abs() < 1e-9,
+        "{} against {expected}",
+        rows[200].1
+    );
     for i in 0..3 {
         assert!(a.join(format!("overlays/test-{i:03}.png")).exists());
     }

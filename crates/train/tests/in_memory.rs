@@ -49,6 +49,7 @@ fn experiment(dir: &std::path::Path) -> ExperimentConfig {
     let mut cfg = ExperimentConfig::default();
     cfg.data.kind = DataKind::InMemory;
     cfg.model.config = Some(ModelConfig::SeqMt(SeqMtConfig {
+        in_channels: 1,
         input_size: InputSize::square(SIDE),
         num_landmarks: 1,
         beta: 1.0,

@@ -17,6 +17,7 @@ fn tiny_experiment(dir: &Path, epochs: usize) -> ExperimentConfig {
     cfg.data.generated_sizes = [48, 12, 12];
     cfg.labels.landmark_fraction = 0.25;
     cfg.model.config = Some(ModelConfig::SeqMt(SeqMtConfig {
+        in_channels: 1,
         input_size: InputSize::square(60),
         num_landmarks: 5,
         beta: 1.0,

@@ -107,3 +107,15 @@ fn cost_labels_round_trip() -> TestResult {
     assert!(c.set_from_label("L+XYZ").is_err());
     Ok(())
 }
+
+#[test]
+fn normalised_errors_get_the_face_benchmarks_thresholds() {
+    let mut e = EvalConfig::default();
+    assert_eq!(e.all_thresholds(), [5.0]);
+    e.thresholds = vec![2.0, 5.0];
+    assert_eq!(e.all_thresholds(), [2.0, 5.0]);
+    e.normalizer = landmark_ssl_metrics::Normalizer::EyeCentres68;
+    e.threshold = 0.1;
+    e.thresholds = vec![0.05];
+    assert_eq!(e.all_thresholds(), [0.05, 0.08, 0.1]);
+}

@@ -105,6 +105,20 @@ impl ExperimentConfig {
         if !(t.is_finite() && t > 0.0) {
             return invalid("eval.threshold", format!("{t} is not a positive number"));
         }
+        if self.eval.thresholds.len() > 32 {
+            return invalid(
+                "eval.thresholds",
+                format!("{} thresholds; at most 32", self.eval.thresholds.len()),
+            );
+        }
+        if let Some(t) = self
+            .eval
+            .thresholds
+            .iter()
+            .find(|t| !(t.is_finite() && **t > 0.0))
+        {
+            return invalid("eval.thresholds", format!("{t} is not a positive number"));
+        }
         let n = &self.eval.normalizer;
         if let Normalizer::FaceSize { width, height } | Normalizer::BoxDiagonal { width, height } =
             *n
