@@ -250,7 +250,12 @@ fn main() -> Result<()> {
         ];
         // Bright pixels of each selected image, before and after its warps.
         let k = out.landmarks.dim(1)?;
-        let pads = batch.pad_values.to_vec1::<f32>()?;
+        // Blocks is grey: one pad value per image (the first channel's otherwise).
+        let pads = batch
+            .pad_values
+            .narrow(1, 0, 1)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         for (v, e) in outs.iter().enumerate() {
             let idx_t = Tensor::from_vec(
                 e.sample_indices
@@ -263,7 +268,7 @@ fn main() -> Result<()> {
             let imgs = batch.images.index_select(&idx_t, 0)?;
             let p = batch.pad_values.index_select(&idx_t, 0)?.reshape((
                 e.sample_indices.len(),
-                1,
+                batch.channels(),
                 1,
                 1,
             ))?;

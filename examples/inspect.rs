@@ -263,7 +263,8 @@ fn main() -> Result<()> {
                     continue;
                 }
             };
-            let img = overlay(&p.image, p.size, &p.landmarks, &p.visible);
+            let grey = landmark_ssl::train::report::grey_plane(&p.image, p.channels);
+            let img = overlay(&grey, p.size, &p.landmarks, &p.visible);
             let file = out.join(format!("{i:05}.png"));
             let tmp = out.join(format!(".{i:05}.png.tmp"));
             img.save_with_format(&tmp, image::ImageFormat::Png)?;

@@ -119,7 +119,7 @@ fn main() -> Result<()> {
     }
     let batch = Batch {
         images,
-        pad_values: Tensor::zeros(b, DType::F32, &dev)?,
+        pad_values: Tensor::zeros((b, 1), DType::F32, &dev)?,
         normalized: false,
         landmarks: gt,
         landmark_mask: ones_bk.clone(),

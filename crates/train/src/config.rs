@@ -104,6 +104,10 @@ pub struct DataConfig {
     /// How images are cropped to the model's input (`auto`: whole images for generated and
     /// in-memory data, the object's box for files).
     pub crop: CropChoice,
+    /// Channels the images are prepared with: 1 (grey, the default and the paper's) or 3
+    /// (RGB); the model's `in_channels` must match. Grey files give three equal planes,
+    /// colour files their luma for 1.
+    pub channels: usize,
     /// Training data: a folder (`300w`), a file (`mtfl` training.txt, `aflw.sqlite`,
     /// generic CSV/JSON). Unused for generated data.
     pub train: Option<PathBuf>,
@@ -144,6 +148,7 @@ impl Default for DataConfig {
         Self {
             kind: DataKind::Blocks,
             crop: CropChoice::Auto,
+            channels: 1,
             train: None,
             test: None,
             image_root: None,

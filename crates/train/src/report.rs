@@ -213,10 +213,28 @@ pub fn write_overlays(
             .filter(|(_, v)| **v)
             .map(|(q, _)| [q[0] as f32, q[1] as f32])
             .collect();
-        let img = draw::overlay(&s.image, s.size, s.size, &gt, &pred, 4);
+        let img = draw::overlay(
+            &grey_plane(&s.image, s.channels),
+            s.size,
+            s.size,
+            &gt,
+            &pred,
+            4,
+        );
         save_png(&img, &dir.join("overlays").join(format!("test-{i:03}.png")))?;
     }
     Ok(())
+}
+
+/// The mean of a planar C x S x S crop's planes (the crop itself for C = 1), for drawing.
+pub fn grey_plane(planar: &[f32], channels: usize) -> Vec<f32> {
+    if channels <= 1 {
+        return planar.to_vec();
+    }
+    let n = planar.len() / channels;
+    (0..n)
+        .map(|i| (0..channels).map(|c| planar[c * n + i]).sum::<f32>() / channels as f32)
+        .collect()
 }
 
 /// `ced.csv`: the cumulative error curve of the test split as `error,fraction` rows, 201

@@ -142,6 +142,16 @@ impl Trainer {
                 ),
             });
         }
+        if model_cfg.in_channels() != cfg.data.channels {
+            return Err(Error::InvalidSetting {
+                field: "data.channels".into(),
+                reason: format!(
+                    "the data are prepared with {} channel(s), the model takes {} (model in_channels)",
+                    cfg.data.channels,
+                    model_cfg.in_channels()
+                ),
+            });
+        }
         check_heads(&model_cfg, &splits.train, cfg.costs.attribute)?;
         let device = cfg.device.open()?;
         let varmap = VarMap::new();
@@ -482,7 +492,7 @@ fn preprocess_for(cfg: &ExperimentConfig, size: usize) -> Preprocess {
         CropChoice::Auto => cfg.data.kind.auto_crop(),
         c => c,
     };
-    match crop {
+    let mut p = match crop {
         CropChoice::Whole | CropChoice::Auto => Preprocess::whole(size),
         CropChoice::Object => {
             let mut p = Preprocess::object(size);
@@ -492,7 +502,9 @@ fn preprocess_for(cfg: &ExperimentConfig, size: usize) -> Preprocess {
             };
             p
         }
-    }
+    };
+    p.channels = cfg.data.channels;
+    p
 }
 
 fn augment_for(cfg: &ExperimentConfig) -> Option<data::Augment> {

@@ -4,7 +4,7 @@
 use std::ops::ControlFlow;
 
 use candle_core::Device;
-use landmark_ssl_data::{Dataset, DatasetMeta, GreyImage, ImageSource, Layout, Sample};
+use landmark_ssl_data::{Dataset, DatasetMeta, GreyImage, Image, ImageSource, Layout, Sample};
 use landmark_ssl_models::{
     ConvSpec, CoordScale, InputSize, ModelConfig, Predictor, Region, SeqMtConfig,
 };
@@ -173,4 +173,100 @@ fn splits_that_disagree_and_loading_in_memory_data_are_errors() {
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(e.contains("landmarks"), "{e}");
+}
+
+/// `n` RGB images: a red square (the landmark) and a green one of the same luma elsewhere,
+/// so that only colour tells them apart.
+fn red_and_green(n: usize, seed: usize) -> Dataset {
+    let samples = (0..n)
+        .map(|i| {
+            let h = (i * 7919 + seed * 104_729) % 10_000;
+            let red = (3 + h % 10, 3 + (h / 10) % 10);
+            let mut green = (3 + (h / 100) % 10, 3 + (h / 1000) % 10);
+            if red.0.abs_diff(green.0) < 4 && red.1.abs_diff(green.1) < 4 {
+                green = ((red.0 + 5) % 10 + 3, (red.1 + 5) % 10 + 3);
+            }
+            let mut px = vec![20u8; SIDE * SIDE * 3];
+            for (c, rgb) in [(red, [255u8, 0, 0]), (green, [0, 76, 0])] {
+                for y in c.1 - 1..=c.1 + 1 {
+                    for x in c.0 - 1..=c.0 + 1 {
+                        px[(y * SIDE + x) * 3..][..3].copy_from_slice(&rgb);
+                    }
+                }
+            }
+            let img = Image::with_channels(SIDE, SIDE, 3, px).unwrap();
+            Sample::new(ImageSource::Memory(img), vec![[red.0 as f32, red.1 as f32]])
+        })
+        .collect();
+    let meta = DatasetMeta {
+        name: "red-and-green".into(),
+        layout: Layout::Generic { n: 1, flip: None },
+        classes: Default::default(),
+        reals: Default::default(),
+    };
+    Dataset::new(samples, meta).unwrap()
+}
+
+/// Trains on red-and-green images with `channels` (1: their luma, where the squares look
+/// alike; 3: colour); returns the test error and the run folder.
+fn train_red_and_green(channels: usize) -> (f64, std::path::PathBuf) {
+    let dir = fresh_dir(&format!("colour{channels}"));
+    let mut cfg = experiment(&dir);
+    cfg.data.channels = channels;
+    if let Some(ModelConfig::SeqMt(c)) = &mut cfg.model.config {
+        c.in_channels = channels;
+    }
+    let splits = Splits::new(
+        red_and_green(320, 1),
+        red_and_green(40, 2),
+        red_and_green(40, 3),
+        &cfg,
+    )
+    .unwrap();
+    let outcome = Trainer::from_splits(cfg, splits).unwrap().run().unwrap();
+    (outcome.test.mean_error, dir)
+}
+
+#[test]
+fn a_colour_model_trains_and_predicts_end_to_end() {
+    let (grey, grey_dir) = train_red_and_green(1);
+    let (colour, dir) = train_red_and_green(3);
+    println!("test error: grey {grey:.3} px, colour {colour:.3} px");
+    assert!(
+        colour < 0.5 * grey,
+        "colour {colour} px against grey {grey} px: colour should tell the squares apart"
+    );
+    // The checkpoint records 3 channels; the predictor takes RGB pixels as decoded.
+    let p = Predictor::from_checkpoint(best_path(&dir), &Device::Cpu).unwrap();
+    assert_eq!(p.in_channels(), 3);
+    let test = red_and_green(40, 3);
+    let mut err = 0.0;
+    for s in &test.samples {
+        let img = s.load_image().unwrap();
+        assert_eq!(img.channels, 3);
+        let out = p
+            .predict_pixels_interleaved(&img.to_f32(), 3, SIDE, SIDE, Region::Whole)
+            .unwrap();
+        let (q, t) = (out.landmarks[0], s.landmarks[0]);
+        err += (((q[0] - t[0]).powi(2) + (q[1] - t[1]).powi(2)) as f64).sqrt();
+    }
+    let err = err / test.len() as f64;
+    assert!(
+        (err - colour).abs() < 1e-3,
+        "predictor {err} px, trainer {colour} px"
+    );
+    // A colour model on grey-prepared data is refused, naming the setting.
+    let mut cfg = experiment(&dir);
+    if let Some(ModelConfig::SeqMt(c)) = &mut cfg.model.config {
+        c.in_channels = 3;
+    }
+    let splits = Splits::new(squares(10, 1, 1), squares(5, 2, 1), squares(5, 3, 1), &cfg).unwrap();
+    let e = Trainer::from_splits(cfg, splits)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("data.channels"), "{e}");
+    for d in [dir, grey_dir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }

@@ -36,6 +36,15 @@ impl ExperimentConfig {
                 format!("data kind `{}` needs a `train` path", d.kind),
             );
         }
+        if !matches!(d.channels, 1 | 3) {
+            return invalid(
+                "data.channels",
+                format!(
+                    "{}: images are prepared with 1 (grey) or 3 (RGB) channels",
+                    d.channels
+                ),
+            );
+        }
         if d.kind.is_generated() {
             if let Some(i) = d.generated_sizes.iter().position(|&n| n == 0) {
                 return invalid(
