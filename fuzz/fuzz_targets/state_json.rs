@@ -1,0 +1,4 @@
+//! Fuzz target `state_json`: runs [`landmark_ssl_fuzz::state_json`] (see `fuzz/src/lib.rs`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| landmark_ssl_fuzz::state_json(data));
