@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release --example predict -- --checkpoint runs/blocks/L_ELT_A-5pct-seed0/best.safetensors \
 //!     image1.png image2.jpg [--box x0,y0,x1,y1] [--crop-factor F] [--format json|csv] [--out overlays/]
-//!     [--min-confidence C] [--device cpu|cuda:N]
+//!     [--min-confidence C] [--device cpu|cuda:N] [--max-image-pixels N] [--max-image-side N]
 //! ```
 //!
 //! Each image is read with the channels the model takes (grey for the paper's grey models,
@@ -36,7 +36,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
-use landmark_ssl::data::Image;
+use landmark_ssl::data::{Image, Limits};
 use landmark_ssl::models::{Error, Prediction, Predictor, Region};
 use landmark_ssl::train::{draw, DataConfig, DeviceChoice};
 
@@ -75,6 +75,13 @@ struct Args {
     /// Where the model runs: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
+    /// The largest image accepted, in pixels (width x height; default: the data crate's
+    /// limit, 2^26). Raise it for larger photos; each pixel costs a few bytes per channel.
+    #[arg(long, value_name = "N")]
+    max_image_pixels: Option<u64>,
+    /// The largest image side accepted, in pixels (default: the data crate's, 16384).
+    #[arg(long, value_name = "N")]
+    max_image_side: Option<u64>,
 }
 
 fn parse_box(s: &str) -> std::result::Result<Region, String> {
@@ -118,6 +125,7 @@ struct Run {
     format: Format,
     out: Option<PathBuf>,
     min_confidence: f32,
+    limits: Limits,
     used_names: HashSet<String>,
 }
 
@@ -132,9 +140,9 @@ impl Run {
         } else {
             1
         };
-        // Within the data crate's default limits: the header is checked before any pixel
-        // buffer is allocated.
-        let img = Image::open_with_channels(path, channels).context("reading the image")?;
+        // Within the limits: the header is checked before any pixel buffer is allocated.
+        let img = Image::open_with_limits_channels(path, &self.limits, channels)
+            .context("reading the image")?;
         let (h, w, channels) = (img.height, img.width, img.channels);
         // One f32 copy of the image (interleaved; for a grey image also the overlay's
         // background). An RGB image's bytes are kept only for its grey overlay.
@@ -253,12 +261,21 @@ fn run(args: Args) -> Result<usize> {
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    let mut limits = Limits::default();
+    if let Some(n) = args.max_image_pixels {
+        limits.max_image_pixels = n;
+    }
+    if let Some(n) = args.max_image_side {
+        limits.max_image_width = n;
+        limits.max_image_height = n;
+    }
     let mut job = Run {
         predictor,
         region: args.r#box.unwrap_or(Region::Whole),
         format: args.format,
         out: args.out,
         min_confidence: args.min_confidence,
+        limits,
         used_names: HashSet::new(),
     };
     let stdout = std::io::stdout();

@@ -18,9 +18,11 @@ use crate::adam::AdamConfig;
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 mod data_kind;
+mod limits;
 mod validate;
 
 pub use data_kind::{CropChoice, DataKind};
+pub use limits::LimitsConfig;
 pub use validate::{MAX_BATCH_SIZE, MAX_CONFIG_BYTES, MAX_CROP_FACTOR, MAX_GENERATED_IMAGES};
 
 /// A whole experiment: data, model, labels, costs, schedule, output.
@@ -48,6 +50,9 @@ pub struct ExperimentConfig {
     pub eval: EvalConfig,
     /// `[output]`: the run folder, progress bars and overlays.
     pub output: OutputConfig,
+    /// `[limits]`: the largest images, files, data sets, networks and batches accepted
+    /// (each field optional; absent ones keep the library's defaults).
+    pub limits: LimitsConfig,
 }
 
 /// How errors are measured on the validation and test splits.

@@ -144,7 +144,8 @@ fn load_real(cfg: &ExperimentConfig) -> Result<[Dataset; 3]> {
         field: "data.train".into(),
         reason: format!("data kind `{}` needs a `train` path", d.kind),
     })?;
-    let load = |path: &std::path::Path| -> Result<Dataset> { crate::formats::load(d, path) };
+    let load =
+        |path: &std::path::Path| -> Result<Dataset> { crate::formats::load(d, &cfg.limits, path) };
     let full = load(train_path)?;
     let by_subject = full.samples.iter().all(|s| s.subject.is_some());
     let split = |ds: &Dataset, fr: &[f64]| -> Result<Vec<Dataset>> {

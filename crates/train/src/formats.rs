@@ -7,13 +7,14 @@ use std::path::Path;
 use landmark_ssl_data::formats::{aflw, generic, mtfl, pts};
 use landmark_ssl_data::{Dataset, LoadOptions, LoadReport};
 
-use crate::config::{DataConfig, DataKind};
+use crate::config::{DataConfig, DataKind, LimitsConfig};
 use crate::error::{Error, Result};
 
-/// Loads `path` in the format `d.kind` names.
-pub fn load(d: &DataConfig, path: &Path) -> Result<Dataset> {
+/// Loads `path` in the format `d.kind` names, within `limits`.
+pub fn load(d: &DataConfig, limits: &LimitsConfig, path: &Path) -> Result<Dataset> {
     let opts = LoadOptions {
         skip_bad: d.skip_bad,
+        limits: limits.data(),
         ..LoadOptions::default()
     };
     let (ds, report): (Dataset, LoadReport) = match d.kind {

@@ -37,7 +37,7 @@ pub mod trainer;
 pub use adam::{Adam, AdamConfig};
 pub use config::{
     CostConfig, CropChoice, DataConfig, DataKind, EltOn, EvalConfig, ExperimentConfig, LabelConfig,
-    ModelChoice, OutputConfig, ScheduleConfig,
+    LimitsConfig, ModelChoice, OutputConfig, ScheduleConfig,
 };
 pub use datasets::{build_splits, Splits};
 pub use device::DeviceChoice;

@@ -58,8 +58,9 @@ impl TrainState {
         // Output and display settings do not change the run.
         let mut key = cfg.clone();
         key.output = Default::default();
-        // A run started on one device may continue on another.
+        // A run started on one device may continue on another, and with other limits.
         key.device = Default::default();
+        key.limits = Default::default();
         key.schedule.epochs = 0;
         key.model.config = Some(model.clone());
         Self {

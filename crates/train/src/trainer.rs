@@ -124,7 +124,7 @@ impl Trainer {
             Some(c) => c.clone(),
             None => models::preset(&cfg.model.preset)?,
         };
-        model_cfg.validate()?;
+        model_cfg.validate_within(&cfg.limits.model())?;
         let (h, w) = model_cfg.input_size();
         if h != w {
             return Err(Error::InvalidSetting {

@@ -166,3 +166,37 @@ fn oversized_experiment_files_are_refused() {
     assert!(err.contains("at most"), "{err}");
     std::fs::remove_file(path).unwrap();
 }
+
+#[test]
+fn limits_are_raised_from_the_experiment() {
+    assert_refused(
+        "[schedule]\nbatch_size = 2000\n",
+        &["schedule.batch_size", "limits.max_batch_size"],
+    );
+    let cfg = ExperimentConfig::from_toml_str(
+        "[schedule]\nbatch_size = 2000\n[limits]\nmax_batch_size = 4096\nmax_samples = 7\nmax_params = 99\n",
+    )
+    .unwrap();
+    cfg.validate().unwrap();
+    assert_eq!(cfg.limits.data().max_samples, 7);
+    assert_eq!(
+        cfg.limits.data().max_file_bytes,
+        landmark_ssl_data::Limits::default().max_file_bytes
+    );
+    assert_eq!(cfg.limits.model().max_params, 99);
+    assert_refused("[limits]\nmax_pixels = 5\n", &["max_pixels", "line 2"]);
+    assert_refused(
+        "[data]\ngenerated_sizes = [60000, 30000, 30000]\n",
+        &["limits.max_generated_images"],
+    );
+    // A lowered model limit refuses the preset before any data are generated.
+    let mut cfg = ExperimentConfig::default();
+    cfg.limits.max_params = Some(10);
+    cfg.data.generated_sizes = [10, 10, 10];
+    cfg.output.dir = std::env::temp_dir().join(format!("lssl-limits-{}", std::process::id()));
+    let e = landmark_ssl_train::Trainer::new(cfg)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("max_params"), "{e}");
+}

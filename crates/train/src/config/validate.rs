@@ -60,11 +60,12 @@ impl ExperimentConfig {
                 .generated_sizes
                 .iter()
                 .try_fold(0usize, |acc, &n| acc.checked_add(n));
-            if total.is_none_or(|t| t > MAX_GENERATED_IMAGES) {
+            let max = self.limits.generated_images();
+            if total.is_none_or(|t| t > max) {
                 return invalid(
                     "data.generated_sizes",
                     format!(
-                        "{:?} images; generated data may have at most {MAX_GENERATED_IMAGES} in all (the images stay in memory)",
+                        "{:?} images; generated data may have at most {max} in all (the images stay in memory; limits.max_generated_images)",
                         d.generated_sizes
                     ),
                 );
@@ -174,10 +175,14 @@ impl ExperimentConfig {
         if s.epochs == 0 {
             return invalid("schedule.epochs", "must be at least 1".into());
         }
-        if s.batch_size == 0 || s.batch_size > MAX_BATCH_SIZE {
+        let max_batch = self.limits.batch_size();
+        if s.batch_size == 0 || s.batch_size > max_batch {
             return invalid(
                 "schedule.batch_size",
-                format!("{} is not in [1, {MAX_BATCH_SIZE}]", s.batch_size),
+                format!(
+                    "{} is not in [1, {max_batch}] (limits.max_batch_size)",
+                    s.batch_size
+                ),
             );
         }
         if s.labelled_per_batch > s.batch_size {
