@@ -4,6 +4,11 @@
 //! cargo run --release --example inspect -- --format 300w <dir>
 //! cargo run --release --example inspect -- --format mtfl MTFL/training.txt --json
 //! cargo run --release --example inspect -- --format aflw aflw/data/aflw.sqlite --points19
+//! cargo run --release --example inspect -- --format wflw \
+//!     WFLW_annotations/list_98pt_rect_attr_train_test/list_98pt_rect_attr_test.txt \
+//!     --images WFLW_images
+//! cargo run --release --example inspect -- --format coco \
+//!     annotations/person_keypoints_val2017.json --images val2017
 //! cargo run --release --example inspect -- --format generic-csv list.csv --out overlays/
 //! cargo run --release --example inspect -- --format blocks --count 20 --out overlays/
 //! ```
@@ -25,7 +30,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use landmark_ssl::data::formats::generic::{load_csv, load_json, GenericOptions};
-use landmark_ssl::data::formats::{aflw, mtfl, pts};
+use landmark_ssl::data::formats::{aflw, coco, mtfl, pts, wflw};
 use landmark_ssl::data::{
     blocks, prepare, shapes, Augment, Dataset, ImageSource, Jitter, LoadOptions, LoadReport,
     Preprocess,
@@ -38,6 +43,8 @@ enum Format {
     W300,
     Mtfl,
     Aflw,
+    Wflw,
+    Coco,
     GenericCsv,
     GenericJson,
     Blocks,
@@ -50,8 +57,8 @@ struct Args {
     /// The format.
     #[arg(long, value_enum)]
     format: Format,
-    /// Directory (300w), list file (mtfl, generic-*) or database (aflw). Not used by
-    /// blocks / shapes.
+    /// Directory (300w), list file (mtfl, wflw, generic-*), JSON file (coco) or database
+    /// (aflw). Not used by blocks / shapes.
     path: Option<PathBuf>,
     /// Images to generate (blocks, shapes).
     #[arg(long, default_value_t = 20)]
@@ -83,6 +90,16 @@ struct Args {
     /// AFLW: the 19-point protocol.
     #[arg(long)]
     points19: bool,
+    /// WFLW, COCO: the directory image paths are relative to (default: the annotation
+    /// file's directory).
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// COCO: the category to read, by name or id (default: the only one with keypoints).
+    #[arg(long)]
+    category: Option<String>,
+    /// COCO: keep annotations without a labelled keypoint.
+    #[arg(long)]
+    keep_unlabelled: bool,
 }
 
 fn load(args: &Args) -> Result<(Dataset, LoadReport, f64)> {
@@ -110,6 +127,16 @@ fn load(args: &Args) -> Result<(Dataset, LoadReport, f64)> {
             &aflw::AflwOptions {
                 points19: args.points19,
                 ..Default::default()
+            },
+        )?,
+        Format::Wflw => wflw::load(path()?, args.images.as_deref(), &opts)?,
+        Format::Coco => coco::load(
+            path()?,
+            &opts,
+            &coco::CocoOptions {
+                category: args.category.clone(),
+                image_root: args.images.clone(),
+                keep_unlabelled: args.keep_unlabelled,
             },
         )?,
         Format::GenericCsv => load_csv(path()?, &opts, &gopts)?,
@@ -203,6 +230,12 @@ fn main() -> Result<()> {
             .collect();
         if !subjects.is_empty() {
             println!("subjects: {}", subjects.len());
+        }
+        if report.filtered > 0 {
+            println!(
+                "left out on purpose: {} (e.g. COCO crowd or unlabelled annotations)",
+                report.filtered
+            );
         }
         println!("skipped: {}", report.skipped.len());
         for s in &report.skipped {

@@ -7,7 +7,9 @@
 //! |---|---|---|
 //! | 300W / iBUG `.pts` directories | [`pts::load_dir`] | 68 points (any count accepted) |
 //! | MTFL `training.txt` / `testing.txt` | [`mtfl::load`] | 5 points, 4 class attributes |
+//! | WFLW `list_98pt_rect_attr_*.txt` | [`wflw::load`] | 98 points, box, 6 class attributes |
 //! | AFLW `aflw.sqlite` | [`aflw::load`] | 21 (or 19) points, box, pose |
+//! | COCO keypoints JSON | [`coco::load`] | the category's keypoints (17 for person), box |
 //! | generic CSV / JSON lists | [`generic::load_csv`], [`generic::load_json`] | any |
 //!
 //! Images are not decoded when loading; with [`LoadOptions::check_images`] their headers
@@ -21,9 +23,11 @@
 //! entry's own error.
 
 pub mod aflw;
+pub mod coco;
 pub mod generic;
 pub mod mtfl;
 pub mod pts;
+pub mod wflw;
 
 use std::path::{Path, PathBuf};
 
@@ -62,8 +66,10 @@ pub struct LoadReport {
     pub entries: usize,
     /// Skipped samples, in reading order.
     pub skipped: Vec<Skipped>,
-    /// Entries left out on purpose by a reader option (not errors), e.g. AFLW faces without
-    /// landmarks under `require_landmarks`.
+    /// Entries left out on purpose by a reader option or the format's rules (not errors),
+    /// e.g. AFLW faces without landmarks under `require_landmarks`; COCO crowd annotations
+    /// (`iscrowd` = 1), annotations of other categories and annotations without a labelled
+    /// keypoint.
     pub filtered: usize,
 }
 
@@ -167,10 +173,16 @@ pub(crate) fn most_common(counts: impl IntoIterator<Item = usize>) -> Option<usi
 /// Resolves an image path from a list file: `\` becomes `/`, relative paths are taken from
 /// the list file's directory.
 pub(crate) fn resolve(list: &Path, image: &str) -> PathBuf {
+    resolve_in(list.parent().unwrap_or(Path::new(".")), image)
+}
+
+/// Resolves an image path against a directory (an image root): `\` becomes `/`, relative
+/// paths are taken from `dir`.
+pub(crate) fn resolve_in(dir: &Path, image: &str) -> PathBuf {
     let p = PathBuf::from(image.trim().replace('\\', "/"));
     if p.is_absolute() {
         p
     } else {
-        list.parent().unwrap_or(Path::new(".")).join(p)
+        dir.join(p)
     }
 }
