@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use landmark_ssl::models::preset;
 use landmark_ssl::train::{ExperimentConfig, Trainer};
 
 #[test]
@@ -17,7 +16,12 @@ fn shipped_experiments_are_valid() {
         }
         let cfg = ExperimentConfig::from_toml_file(&path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let model = preset(&cfg.model.preset).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let model = cfg
+            .resolved_model()
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        model
+            .validate()
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(!cfg.name.is_empty(), "{}", path.display());
         if cfg.costs.attribute {
             assert!(
@@ -28,7 +32,7 @@ fn shipped_experiments_are_valid() {
         }
         n += 1;
     }
-    assert_eq!(n, 5, "blocks, 300w, aflw, mtfl, hgr1");
+    assert_eq!(n, 7, "blocks, 300w, aflw, mtfl, hgr1, wflw, coco");
 }
 
 #[test]

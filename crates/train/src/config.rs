@@ -143,6 +143,9 @@ pub struct DataConfig {
     pub one_based: bool,
     /// AFLW: keep the 19-point protocol's points instead of all 21.
     pub aflw_points19: bool,
+    /// COCO keypoints: the category to read, by name or id (needed when the file has several
+    /// categories with keypoints).
+    pub category: Option<String>,
     /// The class attribute the landmark-labelled subset is balanced over (default: the data
     /// set's first class attribute in name order; MTFL: set `pose`).
     pub balance_by: Option<String>,
@@ -167,6 +170,7 @@ impl Default for DataConfig {
             skip_bad: false,
             one_based: false,
             aflw_points19: false,
+            category: None,
             balance_by: None,
         }
     }

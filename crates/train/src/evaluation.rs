@@ -121,9 +121,28 @@ pub struct Evaluation {
     /// Failure rate and AUC at every threshold of [`EvalConfig::all_thresholds`].
     #[serde(default)]
     pub at_thresholds: Vec<AtThreshold>,
+    /// The same figures on the data's subsets (300W common / challenging, WFLW's six
+    /// attribute subsets), by name; empty where the data define none.
+    #[serde(default)]
+    pub subsets: BTreeMap<String, SubsetEvaluation>,
     /// Accuracy per class head, over the images that have that attribute.
     pub accuracy: BTreeMap<String, f64>,
     /// Every image's error, in data-set order of the evaluated images.
+    pub per_image: Vec<f64>,
+}
+
+/// One subset's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubsetEvaluation {
+    /// Images of the subset evaluated.
+    pub images: usize,
+    /// Mean per-image error.
+    pub mean_error: f64,
+    /// Mean error of each landmark.
+    pub per_landmark: Vec<f64>,
+    /// Failure rate and AUC at every threshold.
+    pub at_thresholds: Vec<AtThreshold>,
+    /// Every image's error.
     pub per_image: Vec<f64>,
 }
 
@@ -140,15 +159,17 @@ pub struct AtThreshold {
 
 /// Errors of `p` under `eval`'s normaliser. Images without a visible landmark are skipped.
 pub fn evaluate(p: &Predictions, eval: &EvalConfig) -> Result<Evaluation> {
-    let mut acc = metrics::ErrorAccumulator::new();
-    for ((pred, gt), vis) in p.landmarks.iter().zip(&p.truth).zip(&p.visible) {
-        if !vis.iter().any(|&v| v) {
-            continue;
-        }
-        acc.push(pred, gt, Some(vis), &eval.normalizer)?;
-    }
-    let summary = acc.summary()?;
-    let errors = acc.per_image().to_vec();
+    evaluate_with_subsets(p, eval, &BTreeMap::new())
+}
+
+/// [`evaluate`], plus the same figures on each named subset of the images: `subsets` maps
+/// a subset's name to a membership flag per data-set index (see [`crate::subsets`]).
+pub fn evaluate_with_subsets(
+    p: &Predictions,
+    eval: &EvalConfig,
+    subsets: &BTreeMap<String, Vec<bool>>,
+) -> Result<Evaluation> {
+    let all = errors_of(p, eval, |_| true)?;
     let mut accuracy = BTreeMap::new();
     for (head, c) in &p.classes {
         if c.has_label.iter().any(|&h| h) {
@@ -158,34 +179,95 @@ pub fn evaluate(p: &Predictions, eval: &EvalConfig) -> Result<Evaluation> {
             );
         }
     }
+    let mut subset_figures = BTreeMap::new();
+    for (name, member) in subsets {
+        let inside = |i: usize| member.get(i).copied().unwrap_or(false);
+        let evaluable = p
+            .indices
+            .iter()
+            .zip(&p.visible)
+            .any(|(&i, vis)| inside(i) && vis.iter().any(|&v| v));
+        if !evaluable {
+            continue;
+        }
+        let sub = errors_of(p, eval, inside)?;
+        if sub.per_image.is_empty() {
+            continue;
+        }
+        subset_figures.insert(
+            name.clone(),
+            SubsetEvaluation {
+                images: sub.per_image.len(),
+                mean_error: sub.mean,
+                per_landmark: sub.per_landmark,
+                at_thresholds: at_thresholds(&sub.per_image, eval)?,
+                per_image: sub.per_image,
+            },
+        );
+    }
     Ok(Evaluation {
-        images: errors.len(),
-        mean_error: summary.mean,
-        median_error: summary.median,
+        images: all.per_image.len(),
+        mean_error: all.mean,
+        median_error: all.median,
         unit: match eval.normalizer.unit() {
             metrics::ErrorUnit::Pixels => "px".to_string(),
             _ => "fraction".to_string(),
         },
+        per_landmark: all.per_landmark,
+        failure_rate: metrics::failure_rate(&all.per_image, eval.threshold)?,
+        auc: metrics::auc(&all.per_image, eval.threshold)?,
+        threshold: eval.threshold,
+        at_thresholds: at_thresholds(&all.per_image, eval)?,
+        subsets: subset_figures,
+        accuracy,
+        per_image: all.per_image,
+    })
+}
+
+/// The errors of the images of `p` whose data-set index `keep` accepts.
+struct Errors {
+    per_image: Vec<f64>,
+    mean: f64,
+    median: f64,
+    per_landmark: Vec<f64>,
+}
+
+fn errors_of(p: &Predictions, eval: &EvalConfig, keep: impl Fn(usize) -> bool) -> Result<Errors> {
+    let mut acc = metrics::ErrorAccumulator::new();
+    for (((pred, gt), vis), &idx) in p
+        .landmarks
+        .iter()
+        .zip(&p.truth)
+        .zip(&p.visible)
+        .zip(&p.indices)
+    {
+        if !keep(idx) || !vis.iter().any(|&v| v) {
+            continue;
+        }
+        acc.push(pred, gt, Some(vis), &eval.normalizer)?;
+    }
+    let summary = acc.summary()?;
+    Ok(Errors {
+        per_image: acc.per_image().to_vec(),
+        mean: summary.mean,
+        median: summary.median,
         per_landmark: summary
             .per_landmark_mean
             .iter()
             .map(|m| m.unwrap_or(f64::NAN))
             .collect(),
-        failure_rate: metrics::failure_rate(&errors, eval.threshold)?,
-        auc: metrics::auc(&errors, eval.threshold)?,
-        threshold: eval.threshold,
-        at_thresholds: eval
-            .all_thresholds()
-            .into_iter()
-            .map(|t| {
-                Ok(AtThreshold {
-                    threshold: t,
-                    failure_rate: metrics::failure_rate(&errors, t)?,
-                    auc: metrics::auc(&errors, t)?,
-                })
-            })
-            .collect::<Result<_>>()?,
-        accuracy,
-        per_image: errors,
     })
+}
+
+fn at_thresholds(errors: &[f64], eval: &EvalConfig) -> Result<Vec<AtThreshold>> {
+    eval.all_thresholds()
+        .into_iter()
+        .map(|t| {
+            Ok(AtThreshold {
+                threshold: t,
+                failure_rate: metrics::failure_rate(errors, t)?,
+                auc: metrics::auc(errors, t)?,
+            })
+        })
+        .collect()
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use landmark_ssl_data::formats::{aflw, generic, mtfl, pts};
+use landmark_ssl_data::formats::{aflw, coco, generic, mtfl, pts, wflw};
 use landmark_ssl_data::{Dataset, LoadOptions, LoadReport};
 
 use crate::config::{DataConfig, DataKind, LimitsConfig};
@@ -28,6 +28,15 @@ pub fn load(d: &DataConfig, limits: &LimitsConfig, path: &Path) -> Result<Datase
             };
             aflw::load(path, &opts, &a)?
         }
+        DataKind::Wflw => wflw::load(path, d.image_root.as_deref(), &opts)?,
+        DataKind::Coco => {
+            let c = coco::CocoOptions {
+                category: d.category.clone(),
+                image_root: d.image_root.clone(),
+                ..Default::default()
+            };
+            coco::load(path, &opts, &c)?
+        }
         DataKind::GenericCsv | DataKind::GenericJson => {
             let g = generic::GenericOptions {
                 one_based: d.one_based,
@@ -46,6 +55,13 @@ pub fn load(d: &DataConfig, limits: &LimitsConfig, path: &Path) -> Result<Datase
             })
         }
     };
+    if report.filtered > 0 {
+        eprintln!(
+            "{}: {} entries left out on purpose (COCO: crowd, other categories, no labelled point)",
+            path.display(),
+            report.filtered
+        );
+    }
     for s in &report.skipped {
         eprintln!("skipped {}: {}", s.path.display(), s.error);
     }

@@ -32,6 +32,7 @@ mod records;
 pub mod report;
 mod seeds;
 mod state;
+pub mod subsets;
 pub mod trainer;
 
 pub use adam::{Adam, AdamConfig};
@@ -43,5 +44,5 @@ pub use datasets::{build_splits, Splits};
 pub use device::DeviceChoice;
 pub use error::{Error, Result};
 pub use objective::{objective_weights, step_terms, StepTerms};
-pub use report::{AtThreshold, EpochRecord, Evaluation, GradNormStats};
+pub use report::{AtThreshold, EpochRecord, Evaluation, GradNormStats, SubsetEvaluation};
 pub use trainer::{predict, ClassPredictions, Outcome, Predictions, Trainer};

@@ -14,7 +14,9 @@ use crate::error::{Error, Result};
 use crate::evaluation::Predictions;
 use crate::io::{append_line, write_atomic};
 
-pub use crate::evaluation::{evaluate, AtThreshold, Evaluation};
+pub use crate::evaluation::{
+    evaluate, evaluate_with_subsets, AtThreshold, Evaluation, SubsetEvaluation,
+};
 pub use crate::records::{EpochRecord, GradNormStats};
 
 /// Appends one epoch to `log.jsonl` in the output folder.
@@ -119,20 +121,51 @@ pub fn write_report(input: &ReportInput) -> Result<PathBuf> {
     } else {
         t.at_thresholds.clone()
     };
+    let at_label = |threshold: f64| {
+        if t.unit == "px" {
+            format!("{} px", threshold)
+        } else {
+            format!("{}%", threshold * 100.0)
+        }
+    };
     for a in &at {
         md.push_str(&format!(
             "| failure rate at {} | {:.2}% |\n",
-            a.threshold * scale,
+            at_label(a.threshold),
             a.failure_rate * 100.0
         ));
         md.push_str(&format!(
             "| AUC up to {} | {:.4} |\n",
-            a.threshold * scale,
+            at_label(a.threshold),
             a.auc
         ));
     }
     for (head, a) in &t.accuracy {
         md.push_str(&format!("| accuracy `{head}` | {:.2}% |\n", a * 100.0));
+    }
+    if !t.subsets.is_empty() {
+        md.push_str(&format!("\n| subset | images | mean error ({unit}) |"));
+        for a in &at {
+            md.push_str(&format!(
+                " FR at {} | AUC to {} |",
+                at_label(a.threshold),
+                at_label(a.threshold)
+            ));
+        }
+        md.push_str("\n|---|---|---|");
+        md.push_str(&"---|---|".repeat(at.len()));
+        md.push('\n');
+        for (name, s) in &t.subsets {
+            md.push_str(&format!(
+                "| {name} | {} | {:.3} |",
+                s.images,
+                s.mean_error * scale
+            ));
+            for a in &s.at_thresholds {
+                md.push_str(&format!(" {:.2}% | {:.4} |", a.failure_rate * 100.0, a.auc));
+            }
+            md.push('\n');
+        }
     }
     md.push_str("\nPer landmark mean error: ");
     md.push_str(
@@ -237,18 +270,28 @@ pub fn grey_plane(planar: &[f32], channels: usize) -> Vec<f32> {
         .collect()
 }
 
-/// `ced.csv`: the cumulative error curve of the test split as `error,fraction` rows, 201
-/// points from 0 to the largest reported threshold, errors in the evaluation's unit.
+/// `ced.csv`: the cumulative error curve of the test split, 201 rows from 0 to the largest
+/// reported threshold: `error_<unit>` (in the evaluation's unit), `fraction` (of the
+/// test images with at most that error), then `fraction_<subset>` for each subset.
 pub fn write_ced_csv(dir: &Path, t: &Evaluation) -> Result<()> {
     let top = t
         .at_thresholds
         .iter()
         .map(|a| a.threshold)
         .fold(t.threshold, f64::max);
-    let curve = metrics::ced_curve(&t.per_image, top, 201)?;
-    let mut csv = format!("error_{},fraction\n", t.unit);
-    for c in curve {
-        csv.push_str(&format!("{},{}\n", c.error, c.fraction));
+    let mut curves = vec![metrics::ced_curve(&t.per_image, top, 201)?];
+    let mut csv = format!("error_{},fraction", t.unit);
+    for (name, s) in &t.subsets {
+        curves.push(metrics::ced_curve(&s.per_image, top, 201)?);
+        csv.push_str(&format!(",fraction_{name}"));
+    }
+    csv.push('\n');
+    for (i, c) in curves[0].iter().enumerate() {
+        csv.push_str(&format!("{}", c.error));
+        for curve in &curves {
+            csv.push_str(&format!(",{}", curve[i].fraction));
+        }
+        csv.push('\n');
     }
     write_atomic(&dir.join("ced.csv"), csv.as_bytes())
 }

@@ -391,6 +391,7 @@ pub(crate) mod tests {
             auc: 0.5,
             threshold: 5.0,
             at_thresholds: vec![],
+            subsets: Default::default(),
             accuracy: [("a".to_string(), 0.5), ("b".to_string(), 1.0)].into(),
             per_image: vec![2.0, 3.0],
         };

@@ -440,7 +440,9 @@ impl Trainer {
         checkpoint::load_best(&self.out_dir, &self.varmap)?;
         let test_ds = self.splits.test.clone();
         let predictions = self.predict_split(&test_ds, 0)?;
-        let test = evaluate(&predictions, &self.cfg.eval)?;
+        let subsets = crate::subsets::subsets_of(&test_ds, self.cfg.data.kind);
+        let test =
+            crate::evaluation::evaluate_with_subsets(&predictions, &self.cfg.eval, &subsets)?;
         report::write_overlays(
             &self.out_dir,
             &test_ds,

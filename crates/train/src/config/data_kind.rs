@@ -29,6 +29,12 @@ pub enum DataKind {
     /// The generic JSON format.
     #[serde(rename = "generic-json")]
     GenericJson,
+    /// WFLW's annotation list files (98 points, box, six attribute flags, image path).
+    #[serde(rename = "wflw")]
+    Wflw,
+    /// COCO keypoints JSON (one sample per annotation; `data.category` picks a category).
+    #[serde(rename = "coco")]
+    Coco,
     /// Splits the program builds itself and gives to `Trainer::from_splits`; nothing is
     /// loaded from the config.
     #[serde(rename = "in-memory")]
@@ -37,7 +43,7 @@ pub enum DataKind {
 
 impl DataKind {
     /// Every kind, in the order the docs list them.
-    pub const ALL: [DataKind; 8] = [
+    pub const ALL: [DataKind; 10] = [
         DataKind::Blocks,
         DataKind::Shapes,
         DataKind::Pts,
@@ -45,6 +51,8 @@ impl DataKind {
         DataKind::Aflw,
         DataKind::GenericCsv,
         DataKind::GenericJson,
+        DataKind::Wflw,
+        DataKind::Coco,
         DataKind::InMemory,
     ];
 
@@ -58,6 +66,8 @@ impl DataKind {
             DataKind::Aflw => "aflw",
             DataKind::GenericCsv => "generic-csv",
             DataKind::GenericJson => "generic-json",
+            DataKind::Wflw => "wflw",
+            DataKind::Coco => "coco",
             DataKind::InMemory => "in-memory",
         }
     }
