@@ -338,13 +338,21 @@ pub fn recipe_fingerprint(experiment: &serde_json::Value) -> String {
 }
 
 /// Settings that do not change what a run computes, or that are at the value that means
-/// what configs without them meant: the device, the limits, and `data.crop = "auto"`. Runs recorded
+/// what configs without them meant: the device, the limits, `data.crop = "auto"` and no
+/// `data.category`. Runs recorded
 /// before these settings existed keep their fingerprints.
 fn remove_unchanging(e: &mut serde_json::Value) {
     remove_path(e, &["device"]);
     remove_path(e, &["limits"]);
-    if e.pointer("/data/crop").and_then(|v| v.as_str()) == Some("auto") {
-        remove_path(e, &["data", "crop"]);
+    let neutral = [
+        ("/data/crop", serde_json::json!("auto")),
+        ("/data/category", serde_json::Value::Null),
+    ];
+    for (pointer, value) in neutral {
+        if e.pointer(pointer) == Some(&value) {
+            let path: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
+            remove_path(e, &path);
+        }
     }
 }
 
