@@ -312,6 +312,27 @@ fn gradients_reach_every_weight() {
     }
 }
 
+/// A two-conv model with fixed weights whose last conv's bias (-100) makes its output
+/// negative at every pixel: the same weights whatever the last activation.
+fn with_negative_last_conv(cfg: &ModelConfig) -> (LandmarkModel, VarMap) {
+    let vm = VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+    let m = LandmarkModel::new(cfg, vb).unwrap();
+    for (name, v) in vm.data().lock().unwrap().iter() {
+        let n = v.elem_count();
+        let vals: Vec<f32> = if name == "convs.1.bias" {
+            vec![-100.0; n]
+        } else {
+            (0..n)
+                .map(|i| ((i * 7919 % 13) as f32 - 6.0) * 0.05)
+                .collect()
+        };
+        v.set(&Tensor::from_vec(vals, v.dims(), &Device::Cpu).unwrap())
+            .unwrap();
+    }
+    (m, vm)
+}
+
 /// A Seq-MT whose last conv is negative at every pixel: with the paper's ReLU its maps are
 /// zero and no gradient reaches the landmark network; with a leaky ReLU the maps are
 /// `slope * z` and every conv gets a gradient.
@@ -323,22 +344,7 @@ fn leaky_last_activation_keeps_a_negative_map_trainable() {
         if let ModelConfig::SeqMt(c) = &mut cfg {
             c.map_negative_slope = slope;
         }
-        let vm = VarMap::new();
-        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
-        let m = LandmarkModel::new(&cfg, vb).unwrap();
-        // The same weights for every slope, the last bias far below zero.
-        for (name, v) in vm.data().lock().unwrap().iter() {
-            let n = v.elem_count();
-            let vals: Vec<f32> = if name == "convs.1.bias" {
-                vec![-100.0; n]
-            } else {
-                (0..n)
-                    .map(|i| ((i * 7919 % 13) as f32 - 6.0) * 0.05)
-                    .collect()
-            };
-            v.set(&Tensor::from_vec(vals, v.dims(), &Device::Cpu).unwrap())
-                .unwrap();
-        }
+        let (m, vm) = with_negative_last_conv(&cfg);
         let out = m.forward(&x).unwrap();
         let grads = out.landmarks.sum_all().unwrap().backward().unwrap();
         let data = vm.data().lock().unwrap();
@@ -390,21 +396,7 @@ fn heatmap_mt_linear_last_layer_keeps_a_negative_map_trainable() {
         if let ModelConfig::HeatmapMt(c) = &mut cfg {
             c.map_negative_slope = slope;
         }
-        let vm = VarMap::new();
-        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
-        let m = LandmarkModel::new(&cfg, vb).unwrap();
-        for (name, v) in vm.data().lock().unwrap().iter() {
-            let n = v.elem_count();
-            let vals: Vec<f32> = if name == "convs.1.bias" {
-                vec![-100.0; n]
-            } else {
-                (0..n)
-                    .map(|i| ((i * 7919 % 13) as f32 - 6.0) * 0.05)
-                    .collect()
-            };
-            v.set(&Tensor::from_vec(vals, v.dims(), &Device::Cpu).unwrap())
-                .unwrap();
-        }
+        let (m, vm) = with_negative_last_conv(&cfg);
         let out = m.forward(&x).unwrap();
         let maps = out.maps.unwrap();
         // The per-pixel softmax cross-entropy at a fixed target pixel.
