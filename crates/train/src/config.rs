@@ -143,6 +143,11 @@ pub struct DataConfig {
     pub one_based: bool,
     /// AFLW: keep the 19-point protocol's points instead of all 21.
     pub aflw_points19: bool,
+    /// Generic CSV/JSON: a layout file (point names, flip pairs, normaliser points;
+    /// `landmark_ssl_data::LayoutFile`), so that `jitter_flip` swaps the right points.
+    /// Relative to the experiment file. The normaliser points it names are for
+    /// `eval.normalizer = { Points = [i, j] }` (`inspect` prints their indices).
+    pub layout: Option<PathBuf>,
     /// COCO keypoints: the category to read, by name or id (needed when the file has several
     /// categories with keypoints).
     pub category: Option<String>,
@@ -170,6 +175,7 @@ impl Default for DataConfig {
             skip_bad: false,
             one_based: false,
             aflw_points19: false,
+            layout: None,
             category: None,
             balance_by: None,
         }
@@ -467,6 +473,7 @@ impl ExperimentConfig {
             &mut cfg.data.train,
             &mut cfg.data.test,
             &mut cfg.data.image_root,
+            &mut cfg.data.layout,
         ]
         .into_iter()
         .flatten()

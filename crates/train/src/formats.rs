@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use landmark_ssl_data::formats::{aflw, coco, generic, mtfl, pts, wflw};
-use landmark_ssl_data::{Dataset, LoadOptions, LoadReport};
+use landmark_ssl_data::{Dataset, LayoutFile, LoadOptions, LoadReport};
 
 use crate::config::{DataConfig, DataKind, LimitsConfig};
 use crate::error::{Error, Result};
@@ -38,9 +38,13 @@ pub fn load(d: &DataConfig, limits: &LimitsConfig, path: &Path) -> Result<Datase
             coco::load(path, &opts, &c)?
         }
         DataKind::GenericCsv | DataKind::GenericJson => {
+            let layout = match &d.layout {
+                Some(p) => Some(LayoutFile::read(p, &limits.data())?.layout),
+                None => None,
+            };
             let g = generic::GenericOptions {
                 one_based: d.one_based,
-                layout: None,
+                layout,
             };
             if d.kind == DataKind::GenericCsv {
                 generic::load_csv(path, &opts, &g)?

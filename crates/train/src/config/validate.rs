@@ -3,7 +3,7 @@
 
 use landmark_ssl_metrics::Normalizer;
 
-use super::ExperimentConfig;
+use super::{DataKind, ExperimentConfig};
 use crate::error::{Error, Result};
 
 /// The most images generated data may have over its three splits: they are held in memory
@@ -30,6 +30,15 @@ impl ExperimentConfig {
 
     fn validate_data(&self) -> Result<()> {
         let d = &self.data;
+        if d.layout.is_some() && !matches!(d.kind, DataKind::GenericCsv | DataKind::GenericJson) {
+            return invalid(
+                "data.layout",
+                format!(
+                    "a layout file is for generic-csv and generic-json data; `{}` has its own layout",
+                    d.kind
+                ),
+            );
+        }
         if d.kind.is_file_format() && d.train.is_none() {
             return invalid(
                 "data.train",
