@@ -62,7 +62,8 @@ fn save_png(img: &image::RgbImage, path: &Path) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
-/// Writes `report.md`, `overlays/*.png`, `ced.png` and `ced.csv`; returns the report's path.
+/// Writes `report.md`, `overlays/*.png`, `ced.png`, `ced.csv` and `evaluation.json` (the
+/// test split's [`Evaluation`]); returns the report's path.
 /// The overlays need the test predictions, which the caller passes through
 /// [`write_overlays`]; this function draws the curve and the tables.
 pub fn write_report(input: &ReportInput) -> Result<PathBuf> {
@@ -75,6 +76,11 @@ pub fn write_report(input: &ReportInput) -> Result<PathBuf> {
         &dir.join("ced.png"),
     )?;
     write_ced_csv(dir, t)?;
+    let json = serde_json::to_vec_pretty(t).map_err(|source| Error::Json {
+        path: dir.join("evaluation.json"),
+        source,
+    })?;
+    write_atomic(&dir.join("evaluation.json"), &json)?;
     let mut md = String::new();
     let name = if input.cfg.name.is_empty() {
         "experiment"
@@ -167,14 +173,21 @@ pub fn write_report(input: &ReportInput) -> Result<PathBuf> {
             md.push('\n');
         }
     }
-    md.push_str("\nPer landmark mean error: ");
-    md.push_str(
-        &t.per_landmark
-            .iter()
+    let per_landmark = |v: &[f64]| {
+        v.iter()
             .map(|e| format!("{:.3}", e * scale))
             .collect::<Vec<_>>()
-            .join(", "),
-    );
+            .join(", ")
+    };
+    md.push_str("\nPer landmark mean error: ");
+    md.push_str(&per_landmark(&t.per_landmark));
+    for (name, s) in &t.subsets {
+        md.push_str(&format!(
+            "\n\nPer landmark mean error, {name}: {}",
+            per_landmark(&s.per_landmark)
+        ));
+    }
+    md.push_str("\n\nEvery figure of this section, per image too: `evaluation.json`.");
     md.push_str("\n\n![cumulative error curve](ced.png)\n\nCumulative error curve: the fraction of test images (y) whose error is at most x (`ced.csv`: the curve up to the largest threshold, as numbers).\n\n");
     md.push_str("## Training\n\n| epoch | lr | total cost | valid error | img/s | s |\n|---|---|---|---|---|---|\n");
     for r in input.history {
