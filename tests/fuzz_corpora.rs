@@ -122,3 +122,13 @@ fn state_json() {
 fn image() {
     replay("image");
 }
+
+#[test]
+fn wflw() {
+    replay("wflw");
+}
+
+#[test]
+fn coco() {
+    replay("coco");
+}

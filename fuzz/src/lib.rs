@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use landmark_ssl::data::formats::aflw::{self, AflwOptions};
+use landmark_ssl::data::formats::coco::{self, CocoOptions};
 use landmark_ssl::data::formats::generic::{load_csv, load_json, GenericOptions};
-use landmark_ssl::data::formats::{mtfl, pts, LoadOptions};
+use landmark_ssl::data::formats::{mtfl, pts, wflw, LoadOptions};
 use landmark_ssl::data::{image_file, Limits};
 use landmark_ssl::models::checkpoint::{read_checkpoint_info, read_checkpoint_within};
 use landmark_ssl::models::{load_checkpoint_within, ModelLimits, Predictor, Region};
@@ -42,6 +43,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("checkpoint", checkpoint),
     ("state_json", state_json),
     ("image", image),
+    ("wflw", wflw_list),
+    ("coco", coco_json),
 ];
 
 /// A scratch folder for the calling thread, removed when the thread ends (with glibc, the
@@ -140,6 +143,38 @@ pub fn generic_json(data: &[u8]) {
     let list = write_scratch("list.json", data);
     let _ = load_json(&list, &list_options(false), &generic_options(false));
     let _ = load_json(&list, &list_options(true), &generic_options(true));
+}
+
+/// A WFLW list: each line through the in-memory line parser, then the whole file through
+/// the loader (image root: the scratch folder; failing on the first bad line, and skipping
+/// bad lines).
+pub fn wflw_list(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let path = Path::new("fuzz.txt");
+    for (i, line) in text.lines().enumerate() {
+        if !line.trim().is_empty() {
+            let _ = wflw::parse_line(line, path, i + 1);
+        }
+    }
+    let list = write_scratch("wflw.txt", data);
+    let _ = wflw::load(&list, None, &list_options(false));
+    let _ = wflw::load(&list, None, &list_options(true));
+}
+
+/// A COCO keypoints JSON file (no in-memory reader: through a file), with the default
+/// options and keeping unlabelled annotations, each failing on the first bad annotation and
+/// skipping bad ones.
+pub fn coco_json(data: &[u8]) {
+    let file = write_scratch("coco.json", data);
+    for keep_unlabelled in [false, true] {
+        let copts = CocoOptions {
+            keep_unlabelled,
+            ..CocoOptions::default()
+        };
+        for skip_bad in [false, true] {
+            let _ = coco::load(&file, &list_options(skip_bad), &copts);
+        }
+    }
 }
 
 /// The most rows an AFLW input inserts (bounds the work per input).
