@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 pub use crate::error::Skipped;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::sample::{Dataset, DatasetMeta, Sample};
+use crate::sample::{Dataset, DatasetMeta, ImageSource, Sample};
 
 /// Options common to the readers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +118,54 @@ pub fn image_size(
     limits: &Limits,
 ) -> Result<(usize, usize)> {
     crate::image_file::check_file(image, annotation, line, limits)
+}
+
+/// Reads a list file of one entry per non-blank line (MTFL, WFLW): `entry` turns a line's
+/// text and 1-based number into a sample; a bad line fails the load or, with
+/// `opts.skip_bad`, is reported and skipped. The file's size and entry count are checked
+/// against `opts.limits`.
+pub(crate) fn load_lines(
+    list: &Path,
+    opts: &LoadOptions,
+    meta: DatasetMeta,
+    mut entry: impl FnMut(&str, usize) -> Result<Sample>,
+) -> Result<(Dataset, LoadReport)> {
+    let text = crate::limits::read_text(list, &opts.limits)?;
+    let mut report = LoadReport::default();
+    let mut samples = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        if l.trim().is_empty() {
+            continue;
+        }
+        report.entries += 1;
+        opts.limits.check_samples(list, report.entries as u64)?;
+        match entry(l, i + 1) {
+            Ok(s) => samples.push(s),
+            Err(e) => report.skip_or_fail(opts, list, e)?,
+        }
+    }
+    let d = report.dataset(samples, meta)?;
+    Ok((d, report))
+}
+
+/// A sample of the image file `image` named on `line` of `list`, with `points`; its size
+/// is read from the header (and checked against the limits) when `opts.check_images`.
+pub(crate) fn file_sample(
+    image: PathBuf,
+    points: Vec<[f32; 2]>,
+    list: &Path,
+    line: usize,
+    opts: &LoadOptions,
+) -> Result<Sample> {
+    let size = if opts.check_images {
+        Some(image_size(&image, list, line, &opts.limits)?)
+    } else {
+        None
+    };
+    let mut s = Sample::new(ImageSource::File(image), points);
+    s.image_size = size;
+    s.path = Some(list.to_path_buf());
+    Ok(s)
 }
 
 /// Parses a float, naming file and line on failure.

@@ -15,10 +15,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::formats::{check_point, image_size, parse_f64, resolve, LoadOptions, LoadReport};
+use crate::formats::{
+    check_point, file_sample, load_lines, parse_f64, resolve, LoadOptions, LoadReport,
+};
 use crate::layout::Layout;
-use crate::limits::read_text;
-use crate::sample::{Dataset, DatasetMeta, ImageSource, Sample};
+use crate::sample::{Dataset, DatasetMeta};
 
 /// The class attributes and their class counts, in file order.
 pub const ATTRIBUTES: [(&str, usize); 4] =
@@ -103,36 +104,12 @@ pub fn meta(name: &str) -> DatasetMeta {
 /// parse error or a missing, unreadable, oversized or truncated image; no samples
 /// ([`Error::EmptyDataset`], or [`Error::NothingLoaded`] when every line was bad).
 pub fn load(list: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport)> {
-    let text = read_text(list, &opts.limits)?;
-    let mut report = LoadReport::default();
-    let mut samples = Vec::new();
-    for (i, l) in text.lines().enumerate() {
-        if l.trim().is_empty() {
-            continue;
+    load_lines(list, opts, meta(&list.display().to_string()), |l, line| {
+        let e = parse_line(l, list, line)?;
+        let mut s = file_sample(resolve(list, &e.image), e.points.to_vec(), list, line, opts)?;
+        for ((name, _), v) in ATTRIBUTES.iter().zip(e.attributes) {
+            s.classes.insert(name.to_string(), v);
         }
-        report.entries += 1;
-        opts.limits.check_samples(list, report.entries as u64)?;
-        let r = (|| -> Result<Sample> {
-            let e = parse_line(l, list, i + 1)?;
-            let img = resolve(list, &e.image);
-            let size = if opts.check_images {
-                Some(image_size(&img, list, i + 1, &opts.limits)?)
-            } else {
-                None
-            };
-            let mut s = Sample::new(ImageSource::File(img), e.points.to_vec());
-            s.image_size = size;
-            s.path = Some(list.to_path_buf());
-            for ((name, _), v) in ATTRIBUTES.iter().zip(e.attributes) {
-                s.classes.insert(name.to_string(), v);
-            }
-            Ok(s)
-        })();
-        match r {
-            Ok(s) => samples.push(s),
-            Err(e) => report.skip_or_fail(opts, list, e)?,
-        }
-    }
-    let d = report.dataset(samples, meta(&list.display().to_string()))?;
-    Ok((d, report))
+        Ok(s)
+    })
 }

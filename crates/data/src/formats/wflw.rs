@@ -20,10 +20,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::formats::{check_point, image_size, parse_f64, resolve_in, LoadOptions, LoadReport};
+use crate::formats::{
+    check_point, file_sample, load_lines, parse_f64, resolve_in, LoadOptions, LoadReport,
+};
 use crate::layout::Layout;
-use crate::limits::read_text;
-use crate::sample::{Dataset, DatasetMeta, ImageSource, Sample};
+use crate::sample::{Dataset, DatasetMeta};
 
 /// Number of points of a WFLW line.
 pub const POINTS: usize = 98;
@@ -164,38 +165,14 @@ pub fn load(
     image_root: Option<&Path>,
     opts: &LoadOptions,
 ) -> Result<(Dataset, LoadReport)> {
-    let text = read_text(list, &opts.limits)?;
     let root = image_root.unwrap_or_else(|| list.parent().unwrap_or(Path::new(".")));
-    let mut report = LoadReport::default();
-    let mut samples = Vec::new();
-    for (i, l) in text.lines().enumerate() {
-        if l.trim().is_empty() {
-            continue;
+    load_lines(list, opts, meta(&list.display().to_string()), |l, line| {
+        let e = parse_line(l, list, line)?;
+        let mut s = file_sample(resolve_in(root, &e.image), e.points, list, line, opts)?;
+        s.bbox = Some(e.bbox);
+        for (name, v) in ATTRIBUTES.iter().zip(e.attributes) {
+            s.classes.insert(name.to_string(), v);
         }
-        report.entries += 1;
-        opts.limits.check_samples(list, report.entries as u64)?;
-        let r = (|| -> Result<Sample> {
-            let e = parse_line(l, list, i + 1)?;
-            let img = resolve_in(root, &e.image);
-            let size = if opts.check_images {
-                Some(image_size(&img, list, i + 1, &opts.limits)?)
-            } else {
-                None
-            };
-            let mut s = Sample::new(ImageSource::File(img), e.points);
-            s.image_size = size;
-            s.bbox = Some(e.bbox);
-            s.path = Some(list.to_path_buf());
-            for (name, v) in ATTRIBUTES.iter().zip(e.attributes) {
-                s.classes.insert(name.to_string(), v);
-            }
-            Ok(s)
-        })();
-        match r {
-            Ok(s) => samples.push(s),
-            Err(e) => report.skip_or_fail(opts, list, e)?,
-        }
-    }
-    let d = report.dataset(samples, meta(&list.display().to_string()))?;
-    Ok((d, report))
+        Ok(s)
+    })
 }
