@@ -115,3 +115,29 @@ pub(crate) fn mask_to_host(t: &Tensor) -> Result<Vec<bool>> {
         .map(|v| v >= 0.5)
         .collect())
 }
+
+/// Fails with [`Error::InvalidArgument`] unless `beta` is finite and > 0.
+pub(crate) fn beta(func: &'static str, beta: f64) -> Result<()> {
+    if !(beta.is_finite() && beta > 0.0) {
+        return Err(Error::InvalidArgument {
+            context: func,
+            field: "beta",
+            value: beta.to_string(),
+            reason: "must be finite and > 0",
+        });
+    }
+    Ok(())
+}
+
+/// Fails with [`Error::InvalidArgument`] unless `v` is finite and >= 0.
+pub(crate) fn non_negative(func: &'static str, field: &'static str, v: f64) -> Result<()> {
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(Error::InvalidArgument {
+            context: func,
+            field,
+            value: v.to_string(),
+            reason: "must be finite and >= 0",
+        });
+    }
+    Ok(())
+}

@@ -161,11 +161,12 @@ impl ObjectiveWeights {
     /// Combines the unweighted terms into the total cost and a per-term report.
     ///
     /// Each present term is multiplied by its weight (`landmark` by lambda, `elt` by
-    /// alpha, `weight_decay` by gamma, `attributes[h]` by [`Self::attribute_weight`]) and
-    /// summed. A term whose weight is 0 is left out of the total and of the report (so a
-    /// NaN in a term switched off cannot poison the total). All terms are cast to the
-    /// dtype of the first present one (landmark, attributes in name order, elt,
-    /// weight_decay). Fails when no term is given at all.
+    /// alpha, `weight_decay` by gamma, `attributes[h]` by [`Self::attribute_weight`],
+    /// `map_scale` by 1: its bound sets its strength) and summed. A term whose weight is 0
+    /// is left out of the total and of the report (so a NaN in a term switched off cannot
+    /// poison the total). All terms are cast to the dtype of the first present one
+    /// (landmark, attributes in name order, elt, weight_decay, map_scale). Fails when no
+    /// term is given at all.
     pub fn combine(&self, terms: &Terms) -> Result<LossReport> {
         self.validate()?;
         let mut present: Vec<(String, f64, &Tensor)> = Vec::new();
@@ -180,6 +181,9 @@ impl ObjectiveWeights {
         }
         if let Some(t) = &terms.weight_decay {
             present.push(("weight_decay".to_string(), self.gamma, t));
+        }
+        if let Some(t) = &terms.map_scale {
+            present.push(("map_scale".to_string(), 1.0, t));
         }
         let first = present.first().map(|p| p.2).ok_or(Error::InvalidArgument {
             context: "ObjectiveWeights::combine",
@@ -238,6 +242,8 @@ pub struct Terms {
     pub elt: Option<Tensor>,
     /// [`crate::weight_decay()`].
     pub weight_decay: Option<Tensor>,
+    /// [`crate::map_range_excess`]: the bound on the soft-argmax maps' scale.
+    pub map_scale: Option<Tensor>,
 }
 
 /// The weighted terms of one step and their values, for the optimiser and for logging.
@@ -246,7 +252,7 @@ pub struct LossReport {
     /// The total cost (scalar), to backpropagate.
     pub total: Tensor,
     /// Each weighted term (scalar tensors), keyed `landmark`, `attribute:<head>`, `elt`,
-    /// `weight_decay`.
+    /// `weight_decay`, `map_scale`.
     pub weighted: BTreeMap<String, Tensor>,
     /// The values of the weighted terms and of `total`, as f64.
     pub values: BTreeMap<String, f64>,

@@ -485,9 +485,10 @@ fn objective_weights_terms_and_reports_each() {
         attributes,
         elt: Some(scalar(3.0)),
         weight_decay: Some(scalar(1000.0)),
+        map_scale: Some(scalar(7.0)),
     };
     let r = weights.combine(&terms).unwrap();
-    let want = 0.5 * 10.0 + 2.0 + 0.5 * 4.0 + 0.3 * 3.0 + 1e-5 * 1000.0;
+    let want = 0.5 * 10.0 + 2.0 + 0.5 * 4.0 + 0.3 * 3.0 + 1e-5 * 1000.0 + 7.0;
     assert_relative_eq!(r.values["total"], want, max_relative = 1e-6);
     assert_relative_eq!(
         r.total.to_scalar::<f32>().unwrap() as f64,
@@ -503,7 +504,8 @@ fn objective_weights_terms_and_reports_each() {
     assert!(r
         .summary()
         .ends_with(&format!("total={:.6}", r.values["total"])));
-    assert_eq!(r.weighted.len(), 5);
+    assert_relative_eq!(r.values["map_scale"], 7.0, max_relative = 1e-6);
+    assert_eq!(r.weighted.len(), 6);
     assert_relative_eq!(r.unweighted["attribute:camera"], 4.0);
 }
 

@@ -131,9 +131,12 @@ pub struct DataConfig {
     /// times this factor.
     pub crop_factor: f64,
     /// Per-epoch jitter: rotation range in degrees (+-), 0 disables (paper: 20 hands and
-    /// Multi-PIE, 30 for 300W).
+    /// Multi-PIE, 30 for 300W). Default 10, the Blocks recipe's (the range of
+    /// `EltConfig::blocks()`): without it the landmark cost fits the few labelled images
+    /// and some seeds end their warm-up far off (docs/experiments/elt-join.md).
     pub jitter_rotation_deg: f64,
-    /// Per-epoch jitter of scale and translation, as a fraction of the box (paper: 0.1).
+    /// Per-epoch jitter of scale and translation, as a fraction of the box (paper: 0.1;
+    /// default 0.05, the Blocks recipe's).
     pub jitter_shift: f64,
     /// Random horizontal flips with the layout's landmark permutation.
     pub jitter_flip: bool,
@@ -169,8 +172,8 @@ impl Default for DataConfig {
             valid_fraction: 0.1,
             test_fraction: 0.1,
             crop_factor: 1.3,
-            jitter_rotation_deg: 0.0,
-            jitter_shift: 0.0,
+            jitter_rotation_deg: 10.0,
+            jitter_shift: 0.05,
             jitter_flip: false,
             skip_bad: false,
             one_based: false,
@@ -252,6 +255,17 @@ pub struct CostConfig {
     /// unlabelled costs can hold them there (a constant point is almost equivariant and
     /// tells the classifier nothing). The paper does not say how it started training.
     pub warmup_epochs: usize,
+    /// Epochs over which the weights of the costs that join after the warm-up (A and ELT)
+    /// grow linearly from `1 / (n * steps)` of their value to all of it, step by step
+    /// ([`ExperimentConfig::cost_rampup_factor`]; 0 = at once). Without a warm-up the ramp
+    /// starts at the first step. The landmark cost is never ramped.
+    pub rampup_epochs: usize,
+    /// The bound on each soft-argmax map's logit range `beta * (max - mean)` (0 = no
+    /// bound): maps beyond it pay the squared excess ([`landmark_ssl_losses::map_range_excess`],
+    /// weight 1), in every epoch and on every image of a step. Nothing else bounds the
+    /// maps' scale, and maps that grow to a hard argmax stop the points from moving
+    /// (docs/experiments/elt-join.md). Models without soft-argmax maps ignore it.
+    pub map_logit_bound: f64,
 }
 
 impl Default for CostConfig {
@@ -267,6 +281,8 @@ impl Default for CostConfig {
             attribute_weights: Default::default(),
             elt_transform: landmark_ssl_losses::EltConfig::blocks(),
             warmup_epochs: 8,
+            rampup_epochs: 3,
+            map_logit_bound: 30.0,
         }
     }
 }
@@ -364,15 +380,16 @@ pub struct ScheduleConfig {
     pub adam: AdamConfig,
     /// Multiply the learning rate by this after every epoch (1 = constant).
     pub lr_decay: f64,
+    /// How the learning rate falls after the warm-up: `none` (constant) or `cosine` (from
+    /// the rate at the end of `costs.warmup_epochs` down to 0 at the last step, by
+    /// [`ExperimentConfig::lr_anneal_factor`]; the whole run without a warm-up).
+    pub lr_anneal: LrAnneal,
     /// Stop when the validation error has not improved for this many epochs (0 = never).
     pub patience: usize,
     /// Epochs over which the learning rate grows linearly from `lr / (n * steps)` to the
-    /// scheduled rate when the unlabelled costs join, at the end of `costs.warmup_epochs`
-    /// (0 = no ramp; without a warm-up the ramp starts at the first step, an ordinary
-    /// learning-rate warm-up; after a warm-up with the landmark cost alone nothing joins
-    /// and there is no ramp). Adam's moments at the join still have the landmark cost's
-    /// scale, so its first steps on the joined costs would be too large
-    /// (docs/experiments/blocks.md, "The join").
+    /// scheduled rate after each fresh start of Adam: the first step, and the join when
+    /// `restart_optimizer_at_join` (0 = no ramp). A fresh Adam's first steps are full size
+    /// for every weight, whatever its gradient ([`ExperimentConfig::lr_rampup_factor`]).
     pub lr_rampup_epochs: usize,
     /// Restart Adam (moments and step count back to zero) when the unlabelled costs join,
     /// at the end of `costs.warmup_epochs`. Adam's second moments then forget the warm-up's
@@ -400,14 +417,38 @@ impl Default for ScheduleConfig {
             labelled_per_batch: 8,
             adam: AdamConfig::default(),
             lr_decay: 1.0,
+            lr_anneal: LrAnneal::None,
             patience: 0,
             lr_rampup_epochs: 1,
-            restart_optimizer_at_join: true,
+            restart_optimizer_at_join: false,
             clip_grad_norm: 0.0,
             max_steps_per_epoch: 0,
             max_valid_images: 0,
         }
     }
+}
+
+/// A linear ramp over `ramp` epochs from the start of epoch `start`: the share of the ramp's
+/// steps done at `step` of the `steps` of `epoch`, counting the current one; 1 when `ramp`
+/// is 0, before `start` and after the ramp.
+fn linear_ramp(ramp: usize, start: usize, epoch: usize, step: usize, steps: usize) -> f64 {
+    if ramp == 0 || steps == 0 || epoch < start {
+        return 1.0;
+    }
+    // In f64: a large ramp times the steps would overflow a usize.
+    let done = (epoch - start) as f64 * steps as f64 + (step.min(steps - 1) + 1) as f64;
+    (done / (ramp as f64 * steps as f64)).min(1.0)
+}
+
+/// The learning rate's fall after the warm-up ([`ScheduleConfig::lr_anneal`]).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LrAnneal {
+    /// A constant rate (apart from `lr_decay` and the ramp).
+    #[default]
+    None,
+    /// Half a cosine from 1 to 0 over the steps after the warm-up.
+    Cosine,
 }
 
 /// Where results go.
@@ -434,21 +475,48 @@ impl Default for OutputConfig {
 
 impl ExperimentConfig {
     /// The factor (0, 1] on the learning rate at step `step` of the `steps` of `epoch` (both
-    /// 0-based), from [`ScheduleConfig::lr_rampup_epochs`]: 1 before the unlabelled costs
-    /// join and after the ramp; in between `(steps done since the join) / (ramp steps)`,
-    /// from `1 / (lr_rampup_epochs * steps)` on the first step to 1 on the ramp's last. The
-    /// ramp starts at [`CostConfig::join_epoch`]; a warmed-up run in which nothing joins
-    /// (the landmark cost alone) has no ramp.
+    /// 0-based), from [`ScheduleConfig::lr_rampup_epochs`]: the rate grows linearly over
+    /// the ramp's steps after each fresh start of Adam, from `1 / (lr_rampup_epochs *
+    /// steps)` on the first step to 1 on the last, and is 1 elsewhere. Adam starts fresh at
+    /// the first step, and again at the join ([`CostConfig::join_epoch`]) when
+    /// `schedule.restart_optimizer_at_join` restarts it there.
     pub fn lr_rampup_factor(&self, epoch: usize, step: usize, steps: usize) -> f64 {
-        let ramp = self.schedule.lr_rampup_epochs;
+        let join = self.costs.join_epoch();
+        let restarted = self.schedule.restart_optimizer_at_join && self.costs.joins_at(join);
+        let start = if restarted && epoch >= join { join } else { 0 };
+        linear_ramp(self.schedule.lr_rampup_epochs, start, epoch, step, steps)
+    }
+
+    /// The factor (0, 1] on the weights of A and ELT at step `step` of the `steps` of
+    /// `epoch` (both 0-based), from [`CostConfig::rampup_epochs`], with the same shape as
+    /// [`Self::lr_rampup_factor`]: 1 outside the ramp, and in it the share of the ramp's
+    /// steps done, counting the current one.
+    pub fn cost_rampup_factor(&self, epoch: usize, step: usize, steps: usize) -> f64 {
         let start = self.costs.join_epoch();
-        let nothing_joins = start > 0 && !self.costs.joins_at(start);
-        if ramp == 0 || steps == 0 || epoch < start || nothing_joins {
+        if start > 0 && !self.costs.joins_at(start) {
+            return 1.0; // nothing joins
+        }
+        linear_ramp(self.costs.rampup_epochs, start, epoch, step, steps)
+    }
+
+    /// The factor [0, 1] on the learning rate at step `step` of the `steps` of `epoch` (both
+    /// 0-based) from [`ScheduleConfig::lr_anneal`]: 1 during the warm-up
+    /// ([`CostConfig::join_epoch`]), then for `cosine` `(1 + cos(pi t)) / 2`, where `t`
+    /// is the share of the steps after the warm-up already done (0 on its first step), so
+    /// that the last step of the schedule runs at nearly 0.
+    pub fn lr_anneal_factor(&self, epoch: usize, step: usize, steps: usize) -> f64 {
+        let start = self.costs.join_epoch();
+        let epochs = self.schedule.epochs;
+        if self.schedule.lr_anneal == LrAnneal::None || steps == 0 || epoch < start {
             return 1.0;
         }
-        // In f64: a large `lr_rampup_epochs` times the steps would overflow a usize.
-        let done = (epoch - start) as f64 * steps as f64 + (step.min(steps - 1) + 1) as f64;
-        (done / (ramp as f64 * steps as f64)).min(1.0)
+        let total = (epochs.saturating_sub(start)) as f64 * steps as f64;
+        if total <= 0.0 {
+            return 1.0;
+        }
+        let done = (epoch - start) as f64 * steps as f64 + step.min(steps - 1) as f64;
+        let t = (done / total).min(1.0);
+        0.5 * (1.0 + (std::f64::consts::PI * t).cos())
     }
 
     /// Reads an experiment from a TOML file; errors name the file and the field.

@@ -38,11 +38,13 @@ pub mod trainer;
 pub use adam::{Adam, AdamConfig};
 pub use config::{
     CostConfig, CropChoice, DataConfig, DataKind, EltOn, EvalConfig, ExperimentConfig, LabelConfig,
-    LimitsConfig, ModelChoice, OutputConfig, ScheduleConfig,
+    LimitsConfig, LrAnneal, ModelChoice, OutputConfig, ScheduleConfig,
 };
 pub use datasets::{build_splits, Splits};
 pub use device::DeviceChoice;
 pub use error::{Error, Result};
 pub use objective::{objective_weights, step_terms, StepTerms};
-pub use report::{AtThreshold, EpochRecord, Evaluation, GradNormStats, SubsetEvaluation};
+pub use report::{
+    AtThreshold, EpochRecord, Evaluation, GradNormStats, MapRangeStats, SubsetEvaluation,
+};
 pub use trainer::{predict, ClassPredictions, Outcome, Predictions, Trainer};

@@ -41,7 +41,8 @@ impl StepTerms {
 ///   landmark-labelled points (the squared error for soft-argmax models, the per-pixel
 ///   cross-entropy of the maps for heat-map models), A on every head with labels in the
 ///   batch, ELT (`elt`, which must be `Some` when `costs.elt`) on the images `costs.elt_on`
-///   selects. Weight decay is left to the caller (it reads the variables, not the batch).
+///   selects, and the bound on the maps' scale (`costs.map_logit_bound`) on every image of
+///   the batch. Weight decay is left to the caller (it reads the variables, not the batch).
 /// * `rng`: draws ELT's transforms.
 ///
 /// ELT warps the batch's images as the pipeline would have warped the original image: it
@@ -92,6 +93,11 @@ pub fn step_terms<R: Rng + ?Sized>(
             if let Some(t) = term {
                 st.terms.attributes.insert(head.name.clone(), t);
             }
+        }
+    }
+    if costs.map_logit_bound > 0.0 && model.landmark_kind() == LandmarkKind::SoftArgmax {
+        if let (Some(maps), Some(beta)) = (&out.maps, model.config().beta()) {
+            st.terms.map_scale = Some(losses::map_range_excess(maps, beta, costs.map_logit_bound)?);
         }
     }
     if costs.elt {

@@ -18,27 +18,24 @@ pub(crate) fn epoch_plan(cfg: &ExperimentConfig, train: &Dataset, epoch: usize) 
     let mut labelled: Vec<usize> = (0..train.len())
         .filter(|&i| train.samples[i].has_landmarks)
         .collect();
-    let pool: Vec<usize> = if costs.elt {
-        (0..train.len()).collect()
-    } else if costs.attribute {
-        (0..train.len())
-            .filter(|&i| train.samples[i].has_attributes)
-            .collect()
-    } else {
-        Vec::new()
-    };
+    // The labelled share and the number of steps follow the experiment's costs, not the
+    // epoch's: during a warm-up the landmark cost sees the same images per step, and as
+    // many steps, as after the join; only the pool's share of the batch waits for its
+    // costs.
+    let pool_len = pool(&cfg.costs, train).len();
+    let pool = pool(costs, train);
     let b = cfg.schedule.batch_size;
     let uses_landmarks = costs.landmark && !labelled.is_empty();
     let n_lab = if !uses_landmarks {
         0
-    } else if pool.is_empty() {
+    } else if pool_len == 0 {
         b
     } else {
         cfg.schedule.labelled_per_batch.min(b)
     };
     let rest = b - n_lab;
-    let steps = if rest > 0 && !pool.is_empty() {
-        pool.len().div_ceil(rest)
+    let steps = if rest > 0 && pool_len > 0 {
+        pool_len.div_ceil(rest)
     } else {
         train.len().div_ceil(b).max(1)
     };
@@ -73,4 +70,18 @@ pub(crate) fn epoch_plan(cfg: &ExperimentConfig, train: &Dataset, epoch: usize) 
         }
     }
     plan
+}
+
+/// The images that fill the batch beside the labelled share under `costs`: every training
+/// image with ELT, those with attribute labels with A but not ELT, none otherwise.
+fn pool(costs: &crate::config::CostConfig, train: &Dataset) -> Vec<usize> {
+    if costs.elt {
+        (0..train.len()).collect()
+    } else if costs.attribute {
+        (0..train.len())
+            .filter(|&i| train.samples[i].has_attributes)
+            .collect()
+    } else {
+        Vec::new()
+    }
 }

@@ -31,6 +31,20 @@ pub struct EpochRecord {
     /// written by versions that did not record it).
     #[serde(default)]
     pub grad_norm: Option<GradNormStats>,
+    /// The logit range `beta * (max - mean)` of the soft-argmax maps of the epoch's training
+    /// images ([`landmark_ssl_losses::map_logit_range`]): how close the maps are to a hard
+    /// argmax. Absent for models without soft-argmax maps and in older logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_logit_range: Option<MapRangeStats>,
+}
+
+/// The soft-argmax maps' logit ranges over an epoch's training steps.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct MapRangeStats {
+    /// Mean over the steps of the mean over the batch's maps.
+    pub mean: f64,
+    /// Largest range of any map in any step.
+    pub max: f64,
 }
 
 /// The gradient norms of an epoch's steps.
@@ -51,6 +65,8 @@ pub(crate) struct EpochTally {
     sums: BTreeMap<String, (f64, usize)>,
     norms: Vec<f64>,
     clipped_steps: usize,
+    /// Sum of the steps' mean map ranges, the number of steps, the largest range.
+    map_ranges: (f64, usize, f64),
 }
 
 impl EpochTally {
@@ -70,6 +86,23 @@ impl EpochTally {
             self.norms.push(norm);
             self.clipped_steps += usize::from(clipped);
         }
+    }
+
+    /// Adds one step's map logit ranges: their mean and largest value.
+    pub(crate) fn add_map_range(&mut self, mean: f64, max: f64) {
+        let r = &mut self.map_ranges;
+        r.0 += mean;
+        r.1 += 1;
+        r.2 = r.2.max(max);
+    }
+
+    /// The map ranges' statistics; `None` when no step measured them.
+    pub(crate) fn map_range(&self) -> Option<MapRangeStats> {
+        let (sum, n, max) = self.map_ranges;
+        (n > 0).then(|| MapRangeStats {
+            mean: sum / n as f64,
+            max,
+        })
     }
 
     /// The mean of each cost term over the steps that had it.

@@ -17,7 +17,7 @@ use crate::io::{append_line, write_atomic};
 pub use crate::evaluation::{
     evaluate, evaluate_with_subsets, AtThreshold, Evaluation, SubsetEvaluation,
 };
-pub use crate::records::{EpochRecord, GradNormStats};
+pub use crate::records::{EpochRecord, GradNormStats, MapRangeStats};
 
 /// Appends one epoch to `log.jsonl` in the output folder.
 pub fn append_epoch(dir: &Path, record: &EpochRecord) -> Result<()> {

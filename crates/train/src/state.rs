@@ -252,6 +252,7 @@ pub(crate) mod tests {
             seconds: 1.0,
             best: true,
             grad_norm: None,
+            map_logit_range: None,
         }
     }
 

@@ -11,14 +11,17 @@
 //! the report ([`crate::report`]).
 //!
 //! # Batch composition
-//! An epoch has `ceil(N_pool / batch_size)` steps, `N_pool` the number of images that can
-//! contribute a cost (all training images with ELT; those with attribute labels with A but
-//! not ELT; the landmark-labelled ones with L alone). Each step takes
-//! `schedule.labelled_per_batch` images from the landmark-labelled images (a shuffled order,
-//! cycled as often as needed) and fills the rest of the batch from the pool in a shuffled
-//! order. With only the L cost, the whole batch is drawn from the labelled images, so the
-//! (L) and (L+ELT+A) runs take the same number of steps. Each cost term is normalised by the
-//! number of samples (points) that carry it in the step (Eq. 2).
+//! An epoch has `ceil(N_pool / (batch_size - labelled_per_batch))` steps, `N_pool` the
+//! number of images that can contribute a cost (all training images with ELT; those with
+//! attribute labels with A but not ELT). Each step takes `schedule.labelled_per_batch`
+//! images from the landmark-labelled images (a shuffled order, cycled as often as needed)
+//! and fills the rest of the batch from the pool in a shuffled order. During a warm-up
+//! (`costs.warmup_epochs`) the steps keep the same number and the same labelled share, and
+//! the pool's share waits for its costs: the landmark cost sees the same batches before and
+//! after the join, and only A and ELT arrive (docs/experiments/elt-join.md). With the L cost
+//! alone, the whole batch is drawn from the labelled images, `ceil(N / batch_size)` steps.
+//! Each cost term is normalised by the number of samples (points) that carry it in the
+//! step (Eq. 2).
 //!
 //! # Determinism
 //! Every random choice is drawn from the experiment seed, the epoch and the step: the
@@ -84,6 +87,9 @@ struct StepOutcome {
     /// The gradients' global L2 norm before clipping, and whether they were clipped
     /// (`None` when no step was taken).
     grad_norm: Option<(f64, bool)>,
+    /// The mean and largest logit range of the batch's soft-argmax maps, when the model
+    /// has them.
+    map_range: Option<(f64, f64)>,
 }
 
 /// The semi-supervised trainer. See the module docs.
@@ -277,7 +283,13 @@ impl Trainer {
 
     /// One optimisation step on `batch`; returns the weighted terms' values and the
     /// gradient norm (clipped to `schedule.clip_grad_norm` where it exceeds it).
-    fn step(&mut self, batch: &Batch, epoch: usize, step: usize) -> Result<StepOutcome> {
+    fn step(
+        &mut self,
+        batch: &Batch,
+        epoch: usize,
+        step: usize,
+        steps: usize,
+    ) -> Result<StepOutcome> {
         let seed = self.cfg.seed;
         models::seed_dropout(derive_seed(
             seed,
@@ -286,6 +298,7 @@ impl Trainer {
             step as u64,
         ));
         let out = self.model.forward_t(&batch.images, true)?;
+        let map_range = self.map_range(&out)?;
         let costs = &self.cfg.costs.active(epoch);
         let mut rng =
             ChaCha8Rng::seed_from_u64(derive_seed(seed, PURPOSE_ELT, epoch as u64, step as u64));
@@ -298,9 +311,12 @@ impl Trainer {
         }
         if terms.landmark.is_none() && terms.attributes.is_empty() && terms.elt.is_none() {
             // Nothing in this batch carries a cost (e.g. A only and no attribute labels).
-            return Ok(StepOutcome::default());
+            return Ok(StepOutcome {
+                map_range,
+                ..Default::default()
+            });
         }
-        let report = self.weights.combine(&terms)?;
+        let report = self.step_weights(epoch, step, steps).combine(&terms)?;
         if let Some(name) = report.non_finite().first() {
             return Err(Error::NonFinite {
                 term: name.to_string(),
@@ -328,7 +344,38 @@ impl Trainer {
         Ok(StepOutcome {
             costs: report.values,
             grad_norm: Some((norm, clipped)),
+            map_range,
         })
+    }
+
+    /// The objective's weights at `step` of the `steps` of `epoch`: A's and ELT's scaled by
+    /// [`ExperimentConfig::cost_rampup_factor`].
+    fn step_weights(&self, epoch: usize, step: usize, steps: usize) -> losses::ObjectiveWeights {
+        let f = self.cfg.cost_rampup_factor(epoch, step, steps);
+        let mut w = self.weights.clone();
+        if f < 1.0 {
+            w.alpha *= f;
+            w.default_attribute_weight *= f;
+            w.attributes.values_mut().for_each(|v| *v *= f);
+        }
+        w
+    }
+
+    /// The mean and largest logit range of the soft-argmax maps in `out`
+    /// ([`losses::map_logit_range`]); `None` for models without them.
+    fn map_range(&self, out: &models::ModelOutput) -> Result<Option<(f64, f64)>> {
+        if self.model.landmark_kind() != models::LandmarkKind::SoftArgmax {
+            return Ok(None);
+        }
+        let (Some(maps), Some(beta)) = (&out.maps, self.model_cfg.beta()) else {
+            return Ok(None);
+        };
+        let range = losses::map_logit_range(&maps.detach(), beta)?
+            .to_dtype(candle_core::DType::F64)?
+            .flatten_all()?;
+        let mean = range.mean_all()?.to_scalar::<f64>()?;
+        let max = range.max(0)?.to_scalar::<f64>()?;
+        Ok(Some((mean, max)))
     }
 
     /// Trains until the schedule ends or early stopping triggers, then evaluates the test
@@ -382,10 +429,14 @@ impl Trainer {
                 field: "data".into(),
                 reason: "the batch producer stopped early".into(),
             })??;
-            let ramp = self.cfg.lr_rampup_factor(epoch, step, n_steps);
-            self.adam.set_learning_rate(self.state.lr * ramp);
-            let outcome = self.step(&batch, epoch, step)?;
+            let factor = self.cfg.lr_rampup_factor(epoch, step, n_steps)
+                * self.cfg.lr_anneal_factor(epoch, step, n_steps);
+            self.adam.set_learning_rate(self.state.lr * factor);
+            let outcome = self.step(&batch, epoch, step, n_steps)?;
             tally.add_step(&outcome.costs, outcome.grad_norm);
+            if let Some((mean, max)) = outcome.map_range {
+                tally.add_map_range(mean, max);
+            }
             images_done += batch.len();
             let rate = images_done as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9);
             progress.update(step + 1, &outcome.costs, rate);
@@ -411,6 +462,7 @@ impl Trainer {
             seconds: epoch_start.elapsed().as_secs_f64(),
             best: improved,
             grad_norm: tally.grad_norm(),
+            map_logit_range: tally.map_range(),
         };
         self.state
             .push_record(record.clone(), self.cfg.schedule.patience);

@@ -84,6 +84,7 @@ fn record(epoch: usize) -> EpochRecord {
         seconds: 1.5,
         best: true,
         grad_norm: None,
+        map_logit_range: None,
     }
 }
 
@@ -102,6 +103,7 @@ fn parse_experiment(text: &str) {
     if let Ok(cfg) = ExperimentConfig::from_toml_str(text) {
         let _ = cfg.validate();
         let _ = cfg.lr_rampup_factor(cfg.costs.warmup_epochs, 0, 7);
+        let _ = cfg.lr_anneal_factor(cfg.schedule.epochs, 0, 7);
     }
 }
 

@@ -63,37 +63,106 @@ fn warmup_keeps_only_the_landmark_cost() -> TestResult {
 }
 
 #[test]
-fn lr_rampup_grows_linearly_from_the_join() -> TestResult {
+fn lr_rampup_grows_linearly_after_each_fresh_start_of_adam() -> TestResult {
     let mut cfg = ExperimentConfig::default();
     cfg.costs.warmup_epochs = 2;
+    cfg.schedule.epochs = 6;
     cfg.schedule.lr_rampup_epochs = 2;
+    cfg.schedule.restart_optimizer_at_join = false;
     let steps = 10;
-    // Before the join: the scheduled rate.
-    assert_eq!(cfg.lr_rampup_factor(0, 0, steps), 1.0);
-    assert_eq!(cfg.lr_rampup_factor(1, 9, steps), 1.0);
-    // The ramp: 20 steps from 1/20 to 1, rising at every step.
+    let rising = |cfg: &ExperimentConfig, from: usize| {
+        let mut last = 0.0;
+        for e in from..from + 2 {
+            for s in 0..steps {
+                let f = cfg.lr_rampup_factor(e, s, steps);
+                assert!(f > last && f <= 1.0, "epoch {e} step {s}: {f} after {last}");
+                last = f;
+            }
+        }
+        assert_eq!(last, 1.0);
+    };
+    // Adam starts at the first step: 20 steps from 1/20 to 1, rising at every step.
+    assert_relative_eq!(cfg.lr_rampup_factor(0, 0, steps), 1.0 / 20.0);
+    assert_relative_eq!(cfg.lr_rampup_factor(0, 9, steps), 0.5);
+    assert_relative_eq!(cfg.lr_rampup_factor(1, 4, steps), 15.0 / 20.0);
+    rising(&cfg, 0);
+    // Adam kept at the join: no second ramp.
+    assert_eq!(cfg.lr_rampup_factor(2, 0, steps), 1.0);
+    // Adam restarted at the join: a second ramp from there.
+    cfg.schedule.restart_optimizer_at_join = true;
+    assert_relative_eq!(cfg.lr_rampup_factor(0, 0, steps), 1.0 / 20.0);
     assert_relative_eq!(cfg.lr_rampup_factor(2, 0, steps), 1.0 / 20.0);
-    assert_relative_eq!(cfg.lr_rampup_factor(2, 9, steps), 0.5);
-    assert_relative_eq!(cfg.lr_rampup_factor(3, 4, steps), 15.0 / 20.0);
-    assert_eq!(cfg.lr_rampup_factor(3, 9, steps), 1.0);
-    assert_eq!(cfg.lr_rampup_factor(9, 0, steps), 1.0);
-    let mut last = 0.0;
-    for e in 2..4 {
+    rising(&cfg, 2);
+    assert_eq!(cfg.lr_rampup_factor(5, 0, steps), 1.0);
+    // The landmark cost alone: nothing joins, nothing restarts.
+    cfg.costs.set_from_label("L")?;
+    assert_eq!(cfg.lr_rampup_factor(2, 0, steps), 1.0);
+    assert_relative_eq!(cfg.lr_rampup_factor(0, 0, steps), 1.0 / 20.0);
+    // Without the landmark cost there is no warm-up: the one ramp starts at once.
+    cfg.costs.set_from_label("A")?;
+    assert_relative_eq!(cfg.lr_rampup_factor(0, 0, steps), 1.0 / 20.0);
+    assert_eq!(cfg.lr_rampup_factor(2, 0, steps), 1.0);
+    cfg.schedule.lr_rampup_epochs = 0;
+    assert_eq!(cfg.lr_rampup_factor(0, 0, steps), 1.0);
+    Ok(())
+}
+
+#[test]
+fn cost_rampup_grows_the_joining_weights_from_the_join() -> TestResult {
+    let mut cfg = ExperimentConfig::default();
+    cfg.costs.warmup_epochs = 2;
+    cfg.costs.rampup_epochs = 2;
+    let steps = 10;
+    assert_eq!(cfg.cost_rampup_factor(1, 9, steps), 1.0);
+    assert_relative_eq!(cfg.cost_rampup_factor(2, 0, steps), 1.0 / 20.0);
+    assert_relative_eq!(cfg.cost_rampup_factor(3, 4, steps), 15.0 / 20.0);
+    assert_eq!(cfg.cost_rampup_factor(3, 9, steps), 1.0);
+    assert_eq!(cfg.cost_rampup_factor(7, 0, steps), 1.0);
+    // Nothing joins after a warm-up with the landmark cost alone.
+    cfg.costs.set_from_label("L")?;
+    assert_eq!(cfg.cost_rampup_factor(2, 0, steps), 1.0);
+    // Without a warm-up the costs ramp from the first step.
+    cfg.costs.set_from_label("A")?;
+    assert_relative_eq!(cfg.cost_rampup_factor(0, 0, steps), 1.0 / 20.0);
+    cfg.costs.rampup_epochs = 0;
+    assert_eq!(cfg.cost_rampup_factor(0, 0, steps), 1.0);
+    Ok(())
+}
+
+#[test]
+fn cosine_anneal_falls_from_the_end_of_the_warm_up_to_zero() -> TestResult {
+    let mut cfg = ExperimentConfig::default();
+    cfg.costs.warmup_epochs = 2;
+    cfg.schedule.epochs = 6;
+    cfg.schedule.lr_anneal = LrAnneal::None;
+    let steps = 10;
+    assert_eq!(cfg.lr_anneal_factor(4, 3, steps), 1.0);
+    cfg.schedule.lr_anneal = LrAnneal::Cosine;
+    // The warm-up: the full rate.
+    assert_eq!(cfg.lr_anneal_factor(0, 0, steps), 1.0);
+    assert_eq!(cfg.lr_anneal_factor(1, 9, steps), 1.0);
+    // 40 steps after it, from 1 on the first to nearly 0 on the last, falling at each.
+    assert_eq!(cfg.lr_anneal_factor(2, 0, steps), 1.0);
+    assert_relative_eq!(cfg.lr_anneal_factor(4, 0, steps), 0.5, epsilon = 1e-12);
+    let want = |done: f64| 0.5 * (1.0 + (std::f64::consts::PI * done / 40.0).cos());
+    assert_relative_eq!(cfg.lr_anneal_factor(3, 7, steps), want(17.0));
+    let mut last = f64::INFINITY;
+    for e in 2..6 {
         for s in 0..steps {
-            let f = cfg.lr_rampup_factor(e, s, steps);
-            assert!(f > last && f <= 1.0, "epoch {e} step {s}: {f} after {last}");
+            let f = cfg.lr_anneal_factor(e, s, steps);
+            assert!(f < last && f > 0.0, "epoch {e} step {s}: {f} after {last}");
             last = f;
         }
     }
-    // The landmark cost alone: nothing joins after the warm-up, so no ramp.
+    assert!(last < 0.01);
+    // The landmark cost alone keeps the same schedule (rows stay comparable).
     cfg.costs.set_from_label("L")?;
-    assert_eq!(cfg.lr_rampup_factor(2, 0, steps), 1.0);
-    assert_eq!(cfg.lr_rampup_factor(0, 0, steps), 1.0);
-    // Without the landmark cost nothing is warmed up: the ramp starts at once.
+    assert_relative_eq!(cfg.lr_anneal_factor(4, 0, steps), 0.5, epsilon = 1e-12);
+    // Without a warm-up, the whole run.
     cfg.costs.set_from_label("A")?;
-    assert_relative_eq!(cfg.lr_rampup_factor(0, 0, steps), 1.0 / 20.0);
-    cfg.schedule.lr_rampup_epochs = 0;
-    assert_eq!(cfg.lr_rampup_factor(2, 0, steps), 1.0);
+    assert_relative_eq!(cfg.lr_anneal_factor(3, 0, steps), 0.5, epsilon = 1e-12);
+    // Beyond the schedule (a resumed run given more epochs): 0, never negative.
+    assert_eq!(cfg.lr_anneal_factor(9, 0, steps), 0.0);
     Ok(())
 }
 

@@ -240,6 +240,7 @@ impl ExperimentConfig {
             ("costs.lambda", self.costs.lambda),
             ("costs.alpha", self.costs.alpha),
             ("costs.gamma", self.costs.gamma),
+            ("costs.map_logit_bound", self.costs.map_logit_bound),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return invalid(field, format!("{v} is not a non-negative number"));
