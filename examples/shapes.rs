@@ -80,6 +80,10 @@ fn main() -> Result<()> {
     cfg.costs.set_from_label("A")?;
     cfg.costs.lambda = 0.0;
     cfg.costs.alpha = 0.0;
+    // No jitter: the class (which shape is nearer the top-left corner) is not invariant to
+    // a rotation or a shift.
+    cfg.data.jitter_rotation_deg = 0.0;
+    cfg.data.jitter_shift = 0.0;
     cfg.labels.landmark_fraction = 0.0;
     cfg.labels.attribute_fraction = 1.0;
     cfg.schedule.epochs = args.epochs;

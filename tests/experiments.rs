@@ -51,6 +51,20 @@ fn blocks_experiment_builds_a_trainer() {
 }
 
 #[test]
+fn blocks_experiment_is_the_default_recipe() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/experiments/blocks.toml");
+    let file = ExperimentConfig::from_toml_file(&path).unwrap();
+    let default = ExperimentConfig::default();
+    // Everything but the name and the output folder: the file writes the recipe out.
+    assert_eq!(file.data, default.data);
+    assert_eq!(file.costs, default.costs);
+    assert_eq!(file.schedule, default.schedule);
+    assert_eq!(file.labels, default.labels);
+    assert_eq!(file.model, default.model);
+    assert_eq!(file.seed, default.seed);
+}
+
+#[test]
 fn a_bad_experiment_file_names_the_field() {
     let path = std::env::temp_dir().join(format!("lssl-bad-{}.toml", std::process::id()));
     std::fs::write(&path, "[schedule]\nbatch_size = 0\n").unwrap();

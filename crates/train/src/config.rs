@@ -257,8 +257,9 @@ pub struct CostConfig {
     pub warmup_epochs: usize,
     /// Epochs over which the weights of the costs that join after the warm-up (A and ELT)
     /// grow linearly from `1 / (n * steps)` of their value to all of it, step by step
-    /// ([`ExperimentConfig::cost_rampup_factor`]; 0 = at once). Without a warm-up the ramp
-    /// starts at the first step. The landmark cost is never ramped.
+    /// ([`ExperimentConfig::cost_rampup_factor`]; 0 = at once), so that they join a trained
+    /// landmark network gradually. Without a warm-up nothing is ramped (every cost starts
+    /// together), and the landmark cost never is.
     pub rampup_epochs: usize,
     /// The bound on each soft-argmax map's logit range `beta * (max - mean)` (0 = no
     /// bound): maps beyond it pay the squared excess ([`landmark_ssl_losses::map_range_excess`],
@@ -488,13 +489,14 @@ impl ExperimentConfig {
     }
 
     /// The factor (0, 1] on the weights of A and ELT at step `step` of the `steps` of
-    /// `epoch` (both 0-based), from [`CostConfig::rampup_epochs`], with the same shape as
-    /// [`Self::lr_rampup_factor`]: 1 outside the ramp, and in it the share of the ramp's
-    /// steps done, counting the current one.
+    /// `epoch` (both 0-based), from [`CostConfig::rampup_epochs`]: from the join
+    /// ([`CostConfig::join_epoch`]) the share of the ramp's steps done, counting the current
+    /// one; 1 before the join, after the ramp, and when there is no warm-up or nothing joins
+    /// after it.
     pub fn cost_rampup_factor(&self, epoch: usize, step: usize, steps: usize) -> f64 {
         let start = self.costs.join_epoch();
-        if start > 0 && !self.costs.joins_at(start) {
-            return 1.0; // nothing joins
+        if !self.costs.joins_at(start) {
+            return 1.0; // no warm-up, or nothing joins after it
         }
         linear_ramp(self.costs.rampup_epochs, start, epoch, step, steps)
     }

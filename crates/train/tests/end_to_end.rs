@@ -216,41 +216,53 @@ fn resuming_into_another_experiment_is_refused() {
 }
 
 #[test]
-fn learning_rate_ramps_up_when_the_unlabelled_costs_join_and_resumes_mid_ramp() {
-    let ramped = |dir: &Path, epochs: usize| {
+fn learning_rate_ramps_up_after_each_start_of_adam_and_resumes_mid_ramp() {
+    let ramped = |dir: &Path, epochs: usize, restart: bool| {
         let mut cfg = tiny_experiment(dir, epochs);
         cfg.costs.warmup_epochs = 1;
         cfg.schedule.lr_rampup_epochs = 2;
         cfg.schedule.lr_decay = 0.5;
+        cfg.schedule.restart_optimizer_at_join = restart;
         cfg
     };
-    let a = fresh_dir("ramp-a");
-    Trainer::new(ramped(&a, 4)).unwrap().run().unwrap();
-    let log = std::fs::read_to_string(a.join("log.jsonl")).unwrap();
-    let lrs: Vec<f64> = log
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["lr"]
-                .as_f64()
-                .unwrap()
-        })
-        .collect();
+    let rates = |dir: &Path| -> Vec<f64> {
+        std::fs::read_to_string(dir.join("log.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["lr"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let check = |got: Vec<f64>, want: [f64; 4]| {
+        assert_eq!(got.len(), 4);
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-12, "{got:?} against {want:?}");
+        }
+    };
     // The rate of each epoch's last step: 3 steps per epoch, a ramp of 6 steps from the
-    // start of epoch 2, and the schedule halving the rate after every epoch.
-    let want = [1e-3, 0.5e-3 * 3.0 / 6.0, 0.25e-3, 0.125e-3];
-    assert_eq!(lrs.len(), 4);
-    for (got, want) in lrs.iter().zip(want) {
-        assert!((got - want).abs() < 1e-12, "{lrs:?} against {want:?}");
-    }
+    // first step, and the schedule halving the rate after every epoch.
+    let a = fresh_dir("ramp-a");
+    Trainer::new(ramped(&a, 4, false)).unwrap().run().unwrap();
+    check(rates(&a), [1e-3 * 3.0 / 6.0, 0.5e-3, 0.25e-3, 0.125e-3]);
+    // Adam restarted at the join: a second ramp from there.
+    let c = fresh_dir("ramp-c");
+    Trainer::new(ramped(&c, 4, true)).unwrap().run().unwrap();
+    check(
+        rates(&c),
+        [1e-3 * 3.0 / 6.0, 0.5e-3 * 3.0 / 6.0, 0.25e-3, 0.125e-3],
+    );
     // Interrupted inside the ramp and resumed: the same run.
     let b = fresh_dir("ramp-b");
-    Trainer::new(ramped(&b, 2)).unwrap().run().unwrap();
-    Trainer::new(ramped(&b, 4)).unwrap().run().unwrap();
+    Trainer::new(ramped(&b, 1, false)).unwrap().run().unwrap();
+    Trainer::new(ramped(&b, 4, false)).unwrap().run().unwrap();
     assert!(
         weights(&a) == weights(&b),
         "resumed weights differ from the uninterrupted run's"
     );
-    for d in [a, b] {
+    for d in [a, b, c] {
         std::fs::remove_dir_all(d).unwrap();
     }
 }

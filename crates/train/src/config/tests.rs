@@ -121,11 +121,15 @@ fn cost_rampup_grows_the_joining_weights_from_the_join() -> TestResult {
     // Nothing joins after a warm-up with the landmark cost alone.
     cfg.costs.set_from_label("L")?;
     assert_eq!(cfg.cost_rampup_factor(2, 0, steps), 1.0);
-    // Without a warm-up the costs ramp from the first step.
+    // Without a warm-up every cost starts together: nothing is ramped.
     cfg.costs.set_from_label("A")?;
-    assert_relative_eq!(cfg.cost_rampup_factor(0, 0, steps), 1.0 / 20.0);
-    cfg.costs.rampup_epochs = 0;
     assert_eq!(cfg.cost_rampup_factor(0, 0, steps), 1.0);
+    cfg.costs.set_from_label("L+ELT+A")?;
+    cfg.costs.warmup_epochs = 0;
+    assert_eq!(cfg.cost_rampup_factor(0, 0, steps), 1.0);
+    cfg.costs.warmup_epochs = 2;
+    cfg.costs.rampup_epochs = 0;
+    assert_eq!(cfg.cost_rampup_factor(2, 0, steps), 1.0);
     Ok(())
 }
 
