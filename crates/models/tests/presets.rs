@@ -142,13 +142,13 @@ fn preset_facts() {
     );
     assert_eq!(preset("seqmt-multipie").unwrap().beta(), Some(0.001));
     assert_eq!(preset("seqmt-300w").unwrap().beta(), Some(0.01));
-    // seqmt-blocks ends in the leaky ReLU (the library's choice, not the paper's); the other
-    // Seq-MT presets keep the paper's ReLU.
+    // seqmt-blocks ends in the leaky ReLU and seqmt-shapes linear (the library's choices, not
+    // the paper's); the other Seq-MT presets keep the paper's ReLU.
     for name in PRESET_NAMES.iter().filter(|n| n.starts_with("seqmt-")) {
-        let want = if *name == "seqmt-blocks" {
-            SEQMT_MAP_NEGATIVE_SLOPE
-        } else {
-            0.0
+        let want = match *name {
+            "seqmt-blocks" => SEQMT_MAP_NEGATIVE_SLOPE,
+            "seqmt-shapes" => 1.0,
+            _ => 0.0,
         };
         match preset(name).unwrap() {
             ModelConfig::SeqMt(c) => assert_eq!(c.map_negative_slope, want, "{name}"),
