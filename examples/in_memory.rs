@@ -10,7 +10,7 @@
 //! way. 20% of the training images keep their landmark; ELT uses the others. About a
 //! minute on a laptop CPU.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -86,6 +86,12 @@ pub fn main() -> Result<()> {
     cfg.schedule.epochs = 4;
     cfg.output.dir = "runs/in_memory".into();
     let run_dir = cfg.output.dir.clone();
+    // A fresh run each time: an earlier run there (of this or an older recipe) would be
+    // resumed or refused.
+    if run_dir.join("state.json").exists() {
+        std::fs::remove_dir_all(&run_dir)
+            .with_context(|| format!("removing the earlier run {}", run_dir.display()))?;
+    }
 
     let splits = Splits::new(discs(600, 1)?, discs(100, 2)?, discs(100, 3)?, &cfg)?;
     let mut trainer = Trainer::from_splits(cfg, splits)?;
