@@ -338,8 +338,8 @@ pub fn recipe_fingerprint(experiment: &serde_json::Value) -> String {
 }
 
 /// Settings that do not change what a run computes, or that are at the value that means
-/// what configs without them meant: the device, the limits, `data.crop = "auto"` and no
-/// `data.category`. Runs recorded
+/// what configs without them meant: the device, the limits, `data.crop = "auto"`, no
+/// `data.category` and no weight average. Runs recorded
 /// before these settings existed keep their fingerprints.
 fn remove_unchanging(e: &mut serde_json::Value) {
     remove_path(e, &["device"]);
@@ -347,6 +347,7 @@ fn remove_unchanging(e: &mut serde_json::Value) {
     let neutral = [
         ("/data/crop", serde_json::json!("auto")),
         ("/data/category", serde_json::Value::Null),
+        ("/schedule/weight_average_decay", serde_json::json!(0.0)),
     ];
     for (pointer, value) in neutral {
         if e.pointer(pointer) == Some(&value) {
@@ -555,6 +556,12 @@ pub mod tests {
         e["schedule"]["adam"]["lr"] = 0.002.into();
         assert_ne!(run_fingerprint(&e, &model), fp);
         assert_ne!(recipe_fingerprint(&e), recipe_fingerprint(&exp));
+        // A setting added later keeps the fingerprints of earlier runs at its neutral value.
+        let mut e = exp.clone();
+        e["schedule"]["weight_average_decay"] = 0.0.into();
+        assert_eq!(run_fingerprint(&e, &model), fp);
+        e["schedule"]["weight_average_decay"] = 0.99.into();
+        assert_ne!(run_fingerprint(&e, &model), fp);
         let changed_model = serde_json::json!({"SeqMt": {"beta": 3.0}});
         assert_ne!(run_fingerprint(&exp, &changed_model), fp);
         // The grid's variables change the run but not the recipe.

@@ -17,6 +17,7 @@ use candle_nn::VarMap;
 use landmark_ssl_models::{self as models, CheckpointMeta, ModelConfig};
 
 use crate::adam::Adam;
+use crate::average::WeightAverage;
 use crate::error::{io_err, Error, Result};
 use crate::io::write_atomic;
 use crate::records::EpochRecord;
@@ -98,12 +99,16 @@ pub fn read_state(dir: &Path) -> Result<Option<TrainState>> {
 /// Writes the end-of-epoch checkpoint (and `best.safetensors` when `is_best`), then the
 /// state that points at it, then removes the earlier epochs' files. `crop_factor` (the box
 /// crop's factor when training cropped around boxes) is recorded in the weights' metadata.
+/// With a weight average, `vm` holds the averaged weights (those the run validates and
+/// ships) and the optimised ones go to the optimiser file ([`WeightAverage::state`]).
+#[allow(clippy::too_many_arguments)]
 pub fn save_training(
     dir: &Path,
     state: &TrainState,
     model_cfg: &ModelConfig,
     vm: &VarMap,
     adam: &Adam,
+    average: Option<&WeightAverage>,
     is_best: bool,
     crop_factor: Option<f64>,
 ) -> Result<()> {
@@ -115,7 +120,10 @@ pub fn save_training(
     let (weights, optim) = epoch_files(state.epoch);
     // The model zoo's writer is atomic itself (temporary file, rename).
     models::save_checkpoint(dir.join(&weights), model_cfg, vm, &meta)?;
-    let adam_state = adam.state()?;
+    let mut adam_state = adam.state()?;
+    if let Some(average) = average {
+        adam_state.extend(average.state()?);
+    }
     let bytes = safetensors_bytes(&adam_state, &dir.join(&optim))?;
     write_atomic(&dir.join(&optim), &bytes)?;
     let mut new_state = state.clone();
@@ -240,8 +248,14 @@ fn safetensors_bytes(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<V
 }
 
 /// Loads the weights and optimiser state a `state.json` names; both must be files of
-/// `dir` (also after following symlinks).
-pub fn load_training(dir: &Path, state: &TrainState, vm: &VarMap, adam: &mut Adam) -> Result<()> {
+/// `dir` (also after following symlinks). Returns the optimiser file's tensors, for the
+/// weight average's state ([`WeightAverage::load_state`]).
+pub fn load_training(
+    dir: &Path,
+    state: &TrainState,
+    vm: &VarMap,
+    adam: &mut Adam,
+) -> Result<HashMap<String, Tensor>> {
     let run_file = |field: &str, name: &str| -> Result<PathBuf> {
         check_file_name(field, name).map_err(|what| Error::Checkpoint { what })?;
         let p = dir.join(name);
@@ -256,7 +270,8 @@ pub fn load_training(dir: &Path, state: &TrainState, vm: &VarMap, adam: &mut Ada
         candle_core::safetensors::load(&p, &Device::Cpu).map_err(|e| Error::Checkpoint {
             what: format!("{}: {e}", p.display()),
         })?;
-    adam.load_state(&tensors)
+    adam.load_state(&tensors)?;
+    Ok(tensors)
 }
 
 /// Loads `best.safetensors` into `vm` (the last epoch's weights when no epoch improved).

@@ -404,6 +404,12 @@ pub struct ScheduleConfig {
     /// record reports the norms before clipping (`grad_norm`); on Blocks one bound did not
     /// suit every seed (docs/experiments/blocks.md, "Gradient norms and clipping").
     pub clip_grad_norm: f64,
+    /// Decay of an exponential moving average of the weights (Polyak averaging; 0 = off)
+    /// that takes their place in validation, checkpoints and the test: at a constant
+    /// learning rate it hardly moves when one batch throws the optimised weights off
+    /// ([`crate::average`]; docs/experiments/elt-join.md, "Averaged weights"). Its horizon
+    /// is about `1 / (1 - decay)` steps, fewer in the first thousand steps.
+    pub weight_average_decay: f64,
     /// Cap on the steps of an epoch (0 = no cap), for quick runs and tests.
     pub max_steps_per_epoch: usize,
     /// Cap on the validation images evaluated each epoch (0 = all).
@@ -423,6 +429,7 @@ impl Default for ScheduleConfig {
             lr_rampup_epochs: 1,
             restart_optimizer_at_join: false,
             clip_grad_norm: 0.0,
+            weight_average_decay: 0.99,
             max_steps_per_epoch: 0,
             max_valid_images: 0,
         }

@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod adam;
+pub mod average;
 pub mod checkpoint;
 pub mod config;
 mod datasets;
@@ -36,6 +37,7 @@ pub mod subsets;
 pub mod trainer;
 
 pub use adam::{Adam, AdamConfig};
+pub use average::WeightAverage;
 pub use config::{
     CostConfig, CropChoice, DataConfig, DataKind, EltOn, EvalConfig, ExperimentConfig, LabelConfig,
     LimitsConfig, LrAnneal, ModelChoice, OutputConfig, ScheduleConfig,

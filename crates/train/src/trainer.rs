@@ -46,6 +46,7 @@ use landmark_ssl_losses as losses;
 use landmark_ssl_models::{self as models, HeadKind, LandmarkModel, ModelConfig};
 
 use crate::adam::Adam;
+use crate::average::WeightAverage;
 use crate::checkpoint;
 use crate::config::{CropChoice, ExperimentConfig};
 use crate::datasets::{build_splits, Splits};
@@ -100,6 +101,9 @@ pub struct Trainer {
     varmap: VarMap,
     model: LandmarkModel,
     adam: Adam,
+    /// The average of the weights that validation, checkpoints and the test use
+    /// (`schedule.weight_average_decay`); `None`: the optimised weights themselves.
+    average: Option<WeightAverage>,
     splits: Splits,
     train_loader: BatchLoader,
     eval_pre: Preprocess,
@@ -167,6 +171,10 @@ impl Trainer {
         )?;
         reinit_seeded(&varmap, derive_seed(cfg.seed, PURPOSE_INIT, 0, 0))?;
         let adam = Adam::new(&vars_of(&varmap)?, cfg.schedule.adam)?;
+        let average = match cfg.schedule.weight_average_decay {
+            d if d > 0.0 => Some(WeightAverage::new(&vars_of(&varmap)?, d)?),
+            _ => None,
+        };
         let eval_pre = preprocess_for(&cfg, h);
         let mut loader_cfg = LoaderConfig::new(cfg.schedule.batch_size, eval_pre, cfg.seed);
         loader_cfg.augment = augment_for(&cfg);
@@ -186,6 +194,7 @@ impl Trainer {
             varmap,
             model,
             adam,
+            average,
             splits,
             train_loader,
             eval_pre,
@@ -253,7 +262,11 @@ impl Trainer {
             .map_err(|reason| Error::Checkpoint {
                 what: format!("{}: {reason}", self.out_dir.join("state.json").display()),
             })?;
-        checkpoint::load_training(&self.out_dir, &state, &self.varmap, &mut self.adam)?;
+        let optimizer =
+            checkpoint::load_training(&self.out_dir, &state, &self.varmap, &mut self.adam)?;
+        if let Some(average) = &mut self.average {
+            average.load_state(&optimizer)?;
+        }
         self.adam.set_learning_rate(state.lr);
         checkpoint::reconcile_log(&self.out_dir, &state.history)?;
         checkpoint::restore_best(&self.out_dir, &state)?;
@@ -341,6 +354,9 @@ impl Trainer {
         let clipped = clip > 0.0 && norm > clip;
         self.adam
             .step_scaled(&grads, if clipped { clip / norm } else { 1.0 })?;
+        if let Some(average) = &mut self.average {
+            average.update()?;
+        }
         Ok(StepOutcome {
             costs: report.values,
             grad_norm: Some((norm, clipped)),
@@ -442,6 +458,8 @@ impl Trainer {
             progress.update(step + 1, &outcome.costs, rate);
         }
         let train_seconds = epoch_start.elapsed().as_secs_f64();
+        // From here to the checkpoint the variables hold the weights the run keeps.
+        self.swap_average()?;
         let valid = self.evaluate_split(
             &self.splits.valid.clone(),
             self.cfg.schedule.max_valid_images,
@@ -475,14 +493,24 @@ impl Trainer {
             &self.model_cfg,
             &self.varmap,
             &self.adam,
+            self.average.as_ref(),
             improved,
             matches!(self.eval_pre.crop, data::CropMode::Object { .. })
                 .then_some(self.cfg.data.crop_factor),
         )?;
+        self.swap_average()?;
         // After the state commits the epoch: a kill in between leaves the line
         // missing, and the resume writes it from the state's history.
         report::append_epoch(&self.out_dir, &record)?;
         Ok(Some(record))
+    }
+
+    /// Exchanges the optimised weights with their average, when the run keeps one.
+    fn swap_average(&mut self) -> Result<()> {
+        match &mut self.average {
+            Some(average) => average.swap(),
+            None => Ok(()),
+        }
     }
 
     /// Loads the best weights, evaluates the test split once, writes the report. Call it

@@ -49,6 +49,18 @@ fn adam_settings_outside_its_domain_are_refused() {
 }
 
 #[test]
+fn a_weight_average_decay_outside_0_to_1_is_refused() {
+    for v in ["1.0", "-0.5", "nan", "inf"] {
+        assert_refused(
+            &format!("[schedule]\nweight_average_decay = {v}\n"),
+            &["schedule.weight_average_decay", "[0, 1)"],
+        );
+    }
+    let cfg = ExperimentConfig::from_toml_str("[schedule]\nweight_average_decay = 0.99\n").unwrap();
+    cfg.validate().unwrap();
+}
+
+#[test]
 fn empty_schedules_and_oversized_batches_are_refused() {
     assert_refused("[schedule]\nepochs = 0\n", &["schedule.epochs"]);
     assert_refused(

@@ -219,6 +219,15 @@ impl ExperimentConfig {
                 ),
             );
         }
+        if !(0.0..1.0).contains(&s.weight_average_decay) {
+            return invalid(
+                "schedule.weight_average_decay",
+                format!(
+                    "{} is not in [0, 1) (0 turns the average off)",
+                    s.weight_average_decay
+                ),
+            );
+        }
         Ok(())
     }
 
