@@ -45,7 +45,7 @@ pub use config::{
 pub use datasets::{build_splits, Splits};
 pub use device::DeviceChoice;
 pub use error::{Error, Result};
-pub use objective::{objective_weights, step_terms, StepTerms};
+pub use objective::{objective_weights, step_terms, weights_at, StepTerms};
 pub use report::{
     AtThreshold, EpochRecord, Evaluation, GradNormStats, MapRangeStats, SubsetEvaluation,
 };

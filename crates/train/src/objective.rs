@@ -2,8 +2,9 @@
 //! batch and the costs in force, the unweighted terms that
 //! [`landmark_ssl_losses::ObjectiveWeights::combine`] weighs and sums.
 //!
-//! The [`crate::Trainer`] calls [`step_terms`] for every step; a program with its own loop
-//! calls it to optimise exactly the trainer's objective.
+//! The [`crate::Trainer`] calls [`step_terms`] for every step and weighs the terms with
+//! [`weights_at`]; a program with its own loop calls both to optimise exactly the trainer's
+//! objective.
 
 use candle_core::Tensor;
 use rand::Rng;
@@ -12,7 +13,7 @@ use landmark_ssl_data::Batch;
 use landmark_ssl_losses as losses;
 use landmark_ssl_models::{HeadKind, LandmarkKind, LandmarkModel, ModelOutput};
 
-use crate::config::{CostConfig, EltOn};
+use crate::config::{CostConfig, EltOn, ExperimentConfig};
 use crate::error::{Error, Result};
 
 /// The unweighted terms of one step, and what ELT drew and measured.
@@ -147,6 +148,26 @@ pub fn objective_weights(
     Ok(weights)
 }
 
+/// The weights of step `step` of the `steps` of `epoch` (all 0-based), as the trainer
+/// weighs every step: `weights` ([`objective_weights`]) with A's and ELT's scaled by
+/// [`ExperimentConfig::cost_rampup_factor`] while they ramp in after the warm-up.
+pub fn weights_at(
+    cfg: &ExperimentConfig,
+    weights: &losses::ObjectiveWeights,
+    epoch: usize,
+    step: usize,
+    steps: usize,
+) -> losses::ObjectiveWeights {
+    let f = cfg.cost_rampup_factor(epoch, step, steps);
+    let mut w = weights.clone();
+    if f < 1.0 {
+        w.alpha *= f;
+        w.default_attribute_weight *= f;
+        w.attributes.values_mut().for_each(|v| *v *= f);
+    }
+    w
+}
+
 /// Whether a (B,) or (B, K) 0/1 mask has any 1.
 pub(crate) fn has_any(mask: &Tensor) -> Result<bool> {
     Ok(mask
@@ -154,4 +175,33 @@ pub(crate) fn has_any(mask: &Tensor) -> Result<bool> {
         .sum_all()?
         .to_scalar::<f32>()?
         > 0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A and ELT ramp in over `costs.rampup_epochs` from the join; L and gamma do not.
+    #[test]
+    fn a_and_elt_ramp_in_after_the_warm_up() -> Result<()> {
+        let mut cfg = ExperimentConfig::default();
+        cfg.costs.warmup_epochs = 2;
+        cfg.costs.rampup_epochs = 1;
+        cfg.costs.attribute_weights.insert("config".into(), 2.0);
+        let model = landmark_ssl_models::preset("seqmt-blocks")?;
+        let base = objective_weights(&cfg.costs, &model)?;
+        let steps = 4;
+        let at = |epoch, step| weights_at(&cfg, &base, epoch, step, steps);
+        assert_eq!(at(1, 3).alpha, base.alpha);
+        for step in 0..steps {
+            let w = at(2, step);
+            let f = (step + 1) as f64 / steps as f64;
+            approx::assert_abs_diff_eq!(w.alpha, base.alpha * f, epsilon = 1e-12);
+            approx::assert_abs_diff_eq!(w.attributes["config"], 2.0 * f, epsilon = 1e-12);
+            approx::assert_abs_diff_eq!(w.default_attribute_weight, f, epsilon = 1e-12);
+            assert_eq!((w.lambda, w.gamma), (base.lambda, base.gamma));
+        }
+        assert_eq!(at(3, 0).alpha, base.alpha);
+        Ok(())
+    }
 }

@@ -329,7 +329,8 @@ impl Trainer {
                 ..Default::default()
             });
         }
-        let report = self.step_weights(epoch, step, steps).combine(&terms)?;
+        let report =
+            objective::weights_at(&self.cfg, &self.weights, epoch, step, steps).combine(&terms)?;
         if let Some(name) = report.non_finite().first() {
             return Err(Error::NonFinite {
                 term: name.to_string(),
@@ -362,19 +363,6 @@ impl Trainer {
             grad_norm: Some((norm, clipped)),
             map_range,
         })
-    }
-
-    /// The objective's weights at `step` of the `steps` of `epoch`: A's and ELT's scaled by
-    /// [`ExperimentConfig::cost_rampup_factor`].
-    fn step_weights(&self, epoch: usize, step: usize, steps: usize) -> losses::ObjectiveWeights {
-        let f = self.cfg.cost_rampup_factor(epoch, step, steps);
-        let mut w = self.weights.clone();
-        if f < 1.0 {
-            w.alpha *= f;
-            w.default_attribute_weight *= f;
-            w.attributes.values_mut().for_each(|v| *v *= f);
-        }
-        w
     }
 
     /// The mean and largest logit range of the soft-argmax maps in `out`
