@@ -6,7 +6,8 @@
 //!
 //! Trains (or resumes) the experiment's warm-up alone (`warmup_epochs` epochs of the
 //! landmark cost; `schedule.epochs` is set to that) in its `output.dir`, then, on `--batches` mixed batches of the join epoch,
-//! measures with the warm-up's best weights:
+//! measures with the warm-up's best weights (with a weight average, the best average: the
+//! weights the run keeps, close to but not those the optimiser continues from):
 //! - the gradient norm that each weighted term (lambda L, each A head, alpha ELT) sends
 //!   into the map network (`convs.*`) and into the predicted points;
 //! - the distribution of ELT's per-term distances `||T(L(I)) - L(T(I))||` (pixels), for

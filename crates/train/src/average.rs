@@ -54,7 +54,7 @@ impl WeightAverage {
             slots.push(Slot {
                 name: name.clone(),
                 var: var.clone(),
-                other: var.as_tensor().copy()?,
+                other: var.as_tensor().detach().copy()?,
             });
         }
         Ok(Self {
@@ -79,8 +79,10 @@ impl WeightAverage {
         }
         let d = self.decay_at(self.updates);
         for slot in &mut self.slots {
-            let w = slot.var.as_tensor();
-            slot.other = ((&slot.other * d)? + (w * (1.0 - d))?)?;
+            // Detached: an op on a variable records its graph, which would keep every
+            // step's average alive until the next swap.
+            let w = slot.var.as_tensor().detach();
+            slot.other = ((&slot.other * d)? + (w * (1.0 - d))?)?.detach();
         }
         self.updates += 1;
         Ok(())
@@ -89,8 +91,13 @@ impl WeightAverage {
     /// Exchanges the variables' values with the average: after one call the variables
     /// hold the average, after the next the optimised weights again.
     pub fn swap(&mut self) -> Result<()> {
-        for slot in &mut self.slots {
-            let held = slot.var.as_tensor().copy()?;
+        // Every copy first: a failed copy leaves nothing half swapped.
+        let held = self
+            .slots
+            .iter()
+            .map(|slot| slot.var.as_tensor().detach().copy())
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        for (slot, held) in self.slots.iter_mut().zip(held) {
             slot.var.set(&slot.other)?;
             slot.other = held;
         }
@@ -175,7 +182,7 @@ impl WeightAverage {
             }
         };
         for (slot, raw) in self.slots.iter_mut().zip(raw) {
-            slot.other = slot.var.as_tensor().copy()?;
+            slot.other = slot.var.as_tensor().detach().copy()?;
             slot.var.set(&raw)?;
         }
         self.updates = updates;

@@ -8,6 +8,10 @@
 //! - `epoch-NNNN.safetensors`, `epoch-NNNN.optim.safetensors`: the last epoch's weights and
 //!   Adam moments (older ones are removed once `state.json` points past them).
 //! - `best.safetensors`: the weights of the best validation epoch.
+//!
+//! With a weight average (`schedule.weight_average_decay`), the weight files hold the
+//! average (the weights the run validates and ships) and the optimiser file also holds the
+//! optimised weights (`average.raw.<var>`) and the average's update count.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -274,7 +278,8 @@ pub fn load_training(
     Ok(tensors)
 }
 
-/// Loads `best.safetensors` into `vm` (the last epoch's weights when no epoch improved).
+/// Loads `best.safetensors` into `vm`; leaves `vm` as it is when there is none (no epoch
+/// improved).
 pub fn load_best(dir: &Path, vm: &VarMap) -> Result<()> {
     if let Some(best) = inside_run(dir, &best_path(dir))? {
         models::load_weights(&best, vm)?;

@@ -41,13 +41,41 @@ pub struct TrainState {
     pub history: Vec<EpochRecord>,
 }
 
+/// Settings added after run folders had been written whose default changes what a run
+/// computes, with the value that computes what the library did before they existed (section,
+/// field, value): a folder without them is another experiment than today's default.
+fn added_settings() -> [(&'static str, &'static str, serde_json::Value); 3] {
+    [
+        ("costs", "map_logit_bound", serde_json::json!(0.0)),
+        ("costs", "rampup_epochs", serde_json::json!(0)),
+        ("schedule", "weight_average_decay", serde_json::json!(0.0)),
+    ]
+}
+
+/// A saved experiment, with the settings it predates at their earlier behaviour.
+fn parse_saved(text: &str) -> Option<ExperimentConfig> {
+    let mut v: serde_json::Value = serde_json::from_str(text).ok()?;
+    for (section, field, value) in added_settings() {
+        if let Some(obj) = v
+            .get_mut(section)
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            obj.entry(field).or_insert(value);
+        }
+    }
+    serde_json::from_value(v).ok()
+}
+
 impl TrainState {
     /// Whether `self` (read from a run folder) belongs to the experiment of `current`: the
-    /// two experiments compare equal as configs, so settings added to the library since the
-    /// folder was written compare at their defaults (their values before they existed).
+    /// two experiments compare equal as configs. A setting added to the library since the
+    /// folder was written compares at the value that does what the library did before it
+    /// existed (`added_settings`; its default otherwise).
     pub fn same_experiment(&self, current: &TrainState) -> bool {
-        let parse = |s: &str| serde_json::from_str::<ExperimentConfig>(s).ok();
-        match (parse(&self.experiment), parse(&current.experiment)) {
+        match (
+            parse_saved(&self.experiment),
+            parse_saved(&current.experiment),
+        ) {
             (Some(a), Some(b)) => a == b,
             _ => self.experiment == current.experiment,
         }
@@ -344,6 +372,31 @@ pub(crate) mod tests {
         let mut other = cfg.clone();
         other.seed += 1;
         assert!(!TrainState::new(&other, &m).same_experiment(&now));
+    }
+
+    /// A folder written before a setting whose default changes the run existed compares at
+    /// the setting's earlier behaviour, not at today's default.
+    #[test]
+    fn older_folders_predate_the_weight_average_and_the_ramps() {
+        let cfg = ExperimentConfig::default();
+        let m = models::preset(&cfg.model.preset).unwrap();
+        let now = TrainState::new(&cfg, &m);
+        let mut v: serde_json::Value = serde_json::from_str(&now.experiment).unwrap();
+        for (section, field) in [
+            ("schedule", "weight_average_decay"),
+            ("costs", "map_logit_bound"),
+            ("costs", "rampup_epochs"),
+        ] {
+            v[section].as_object_mut().unwrap().remove(field);
+        }
+        let mut old = now.clone();
+        old.experiment = v.to_string();
+        assert!(!old.same_experiment(&now));
+        let mut before = cfg.clone();
+        before.schedule.weight_average_decay = 0.0;
+        before.costs.map_logit_bound = 0.0;
+        before.costs.rampup_epochs = 0;
+        assert!(old.same_experiment(&TrainState::new(&before, &m)));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The semi-supervised training loop (Eq. 2 of the paper): each step mixes images with
 //! landmark labels, images with attribute labels and unlabelled images; evaluates on the
 //! validation split every epoch, keeps the best checkpoint, stops early, and evaluates the
-//! test split once at the end with the best weights.
+//! test split once at the end with the best weights. With `schedule.weight_average_decay`
+//! (the default) the weights validated, checkpointed and tested are a moving average of the
+//! optimised ones ([`crate::average`]); between epochs the model holds the optimised ones.
 //!
 //! This module is the loop; its parts live beside it: the batch plan (`plan.rs`) and the
 //! seeds (`seeds.rs`) described below, the step's objective ([`crate::objective`]),
@@ -113,6 +115,8 @@ pub struct Trainer {
     out_dir: PathBuf,
     /// When this process started training (for [`Outcome::seconds`]).
     started: Option<Instant>,
+    /// Whether [`Trainer::finish`] has run (the variables then hold the best weights).
+    finished: bool,
 }
 
 impl Trainer {
@@ -202,6 +206,7 @@ impl Trainer {
             weights,
             out_dir,
             started: None,
+            finished: false,
         };
         trainer.try_resume()?;
         Ok(trainer)
@@ -409,6 +414,14 @@ impl Trainer {
     /// once the schedule has ended or early stopping has triggered. With [`Trainer::finish`]
     /// this is the loop of [`Trainer::run`] for a program that drives it itself.
     pub fn next_epoch(&mut self) -> Result<Option<EpochRecord>> {
+        if self.finished {
+            return Err(Error::InvalidSetting {
+                field: "trainer".into(),
+                reason: "finish() has loaded the best weights; a new Trainer on the run folder \
+                         continues the run"
+                    .into(),
+            });
+        }
         self.started.get_or_insert_with(Instant::now);
         let total_epochs = self.cfg.schedule.epochs;
         if self.state.epoch >= total_epochs || self.state.stopped_early {
@@ -446,8 +459,28 @@ impl Trainer {
             progress.update(step + 1, &outcome.costs, rate);
         }
         let train_seconds = epoch_start.elapsed().as_secs_f64();
-        // From here to the checkpoint the variables hold the weights the run keeps.
+        // From validation to the checkpoint the variables hold the weights the run keeps;
+        // they go back to the optimised weights even when that fails.
         self.swap_average()?;
+        let committed = self.commit_epoch(progress, tally, n_images, train_seconds, epoch_start);
+        self.swap_average()?;
+        let record = committed?;
+        // After the state commits the epoch: a kill in between leaves the line
+        // missing, and the resume writes it from the state's history.
+        report::append_epoch(&self.out_dir, &record)?;
+        Ok(Some(record))
+    }
+
+    /// Validates the weights the run keeps, counts the epoch and writes its checkpoint;
+    /// returns its record.
+    fn commit_epoch(
+        &mut self,
+        mut progress: Progress,
+        tally: EpochTally,
+        n_images: usize,
+        train_seconds: f64,
+        epoch_start: Instant,
+    ) -> Result<EpochRecord> {
         let valid = self.evaluate_split(
             &self.splits.valid.clone(),
             self.cfg.schedule.max_valid_images,
@@ -486,11 +519,7 @@ impl Trainer {
             matches!(self.eval_pre.crop, data::CropMode::Object { .. })
                 .then_some(self.cfg.data.crop_factor),
         )?;
-        self.swap_average()?;
-        // After the state commits the epoch: a kill in between leaves the line
-        // missing, and the resume writes it from the state's history.
-        report::append_epoch(&self.out_dir, &record)?;
-        Ok(Some(record))
+        Ok(record)
     }
 
     /// Exchanges the optimised weights with their average, when the run keeps one.
@@ -505,6 +534,11 @@ impl Trainer {
     /// after the epochs that [`Trainer::next_epoch`] ran.
     pub fn finish(&mut self) -> Result<Outcome> {
         let started = *self.started.get_or_insert_with(Instant::now);
+        // Without a best checkpoint (no epoch improved) the last epoch's kept weights.
+        if !self.finished {
+            self.swap_average()?;
+            self.finished = true;
+        }
         checkpoint::load_best(&self.out_dir, &self.varmap)?;
         let test_ds = self.splits.test.clone();
         let predictions = self.predict_split(&test_ds, 0)?;
@@ -538,7 +572,9 @@ impl Trainer {
         })
     }
 
-    /// Predictions of the current weights on (the first `max` images of) a split.
+    /// Predictions of the model's weights now on (the first `max` images of) a split:
+    /// between epochs the optimised weights, not their average; after
+    /// [`Trainer::finish`], the best.
     pub fn predict_split(&self, ds: &Dataset, max: usize) -> Result<Predictions> {
         predict(
             &self.model,

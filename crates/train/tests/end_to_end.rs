@@ -307,7 +307,11 @@ fn the_weight_average_is_validated_checkpointed_and_resumed() {
         cfg
     };
     let a = fresh_dir("average-a");
-    let out_a = Trainer::new(averaged(&a, 3, 0.9)).unwrap().run().unwrap();
+    let mut trainer = Trainer::new(averaged(&a, 3, 0.9)).unwrap();
+    let out_a = trainer.run().unwrap();
+    // The finished trainer holds the best weights and trains no further.
+    let err = trainer.next_epoch().unwrap_err().to_string();
+    assert!(err.contains("finish()"), "{err}");
     // Interrupted after epoch 1 and resumed: the same run, averages and all.
     let b = fresh_dir("average-b");
     Trainer::new(averaged(&b, 1, 0.9)).unwrap().run().unwrap();
