@@ -11,7 +11,8 @@
 //! reports the test accuracy (paper: 99%) and how close the two learned landmarks fall to
 //! the triangle's and the square's centres (in pixels; each landmark is matched to the
 //! shape it lands nearer on average over the test set). `--json <file>` writes
-//! `{"test_accuracy": .., "landmark_to_shape_px": [triangle, square], ...}`.
+//! `{"test_accuracy": .., "landmark_to_shape_px": [triangle, square], ...}`. `--costs ELT+A`
+//! adds the equivariance cost, which needs no label either (docs/experiments/shapes.md).
 
 #[path = "support/jemalloc.rs"]
 mod jemalloc;
@@ -40,6 +41,10 @@ struct Args {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Costs: `A` (the paper's: the class alone) or `ELT+A` (and the equivariance of the
+    /// points, which needs no label either).
+    #[arg(long, default_value = "A")]
+    costs: String,
     /// Write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -74,9 +79,16 @@ fn main() -> Result<()> {
         c.beta = args.beta;
     }
     cfg.model.config = Some(model);
-    cfg.costs.set_from_label("A")?;
+    cfg.costs.set_from_label(&args.costs)?;
+    if cfg.costs.landmark {
+        bail!(
+            "--costs {}: Shapes has no landmark labels (A or ELT+A)",
+            args.costs
+        );
+    }
     cfg.costs.lambda = 0.0;
-    cfg.costs.alpha = 0.0;
+    // The paper's alpha is 0 (no ELT); with ELT, the Blocks recipe's weight.
+    cfg.costs.alpha = if cfg.costs.elt { 1.0 } else { 0.0 };
     // No jitter: the class (which shape is nearer the top-left corner) is not invariant to
     // a rotation or a shift.
     cfg.data.jitter_rotation_deg = 0.0;
