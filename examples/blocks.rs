@@ -13,9 +13,9 @@
 //! Every run uses `ExperimentConfig::default()`, the Blocks recipe: 8 epochs of the
 //! landmark cost alone on the same labelled share of each batch as later, then A and ELT
 //! join with weights that grow over 3 epochs; the labelled images are jittered (+-10
-//! degrees, +-5%), a bound on the maps' logit range keeps the soft-argmax soft, and ELT
-//! uses `EltConfig::blocks()` (transforms that keep the figure in the frame, a Huber
-//! penalty). docs/experiments/elt-join.md gives the measurements behind each part; an
+//! degrees, +-5%), a bound on the maps' logit range keeps the soft-argmax soft, ELT uses
+//! `EltConfig::blocks()` (transforms that keep the figure in the frame, a Huber penalty),
+//! and a moving average of the weights is validated, kept and tested. docs/experiments/elt-join.md gives the measurements behind each part; an
 //! experiment file (`examples/experiments/blocks.toml`, run by `examples/train.rs`) changes
 //! any of them. The whole grid of Table 1 is `examples/table1.rs`.
 //!
