@@ -21,7 +21,6 @@ use candle_nn::VarMap;
 use landmark_ssl_models::{self as models, CheckpointMeta, ModelConfig};
 
 use crate::adam::Adam;
-use crate::average::WeightAverage;
 use crate::error::{io_err, Error, Result};
 use crate::io::write_atomic;
 use crate::records::EpochRecord;
@@ -103,8 +102,10 @@ pub fn read_state(dir: &Path) -> Result<Option<TrainState>> {
 /// Writes the end-of-epoch checkpoint (and `best.safetensors` when `is_best`), then the
 /// state that points at it, then removes the earlier epochs' files. `crop_factor` (the box
 /// crop's factor when training cropped around boxes) is recorded in the weights' metadata.
-/// With a weight average, `vm` holds the averaged weights (those the run validates and
-/// ships) and the optimised ones go to the optimiser file ([`WeightAverage::state`]).
+/// `extra` goes into the optimiser file beside Adam's state: with a weight average, `vm`
+/// holds the averaged weights (those the run validates and ships) and `extra` the optimised
+/// ones ([`crate::WeightAverage::state`]); the running norm of relative clipping
+/// ([`crate::clip::RelativeClip::state`]).
 #[allow(clippy::too_many_arguments)]
 pub fn save_training(
     dir: &Path,
@@ -112,7 +113,7 @@ pub fn save_training(
     model_cfg: &ModelConfig,
     vm: &VarMap,
     adam: &Adam,
-    average: Option<&WeightAverage>,
+    extra: HashMap<String, Tensor>,
     is_best: bool,
     crop_factor: Option<f64>,
 ) -> Result<()> {
@@ -125,9 +126,7 @@ pub fn save_training(
     // The model zoo's writer is atomic itself (temporary file, rename).
     models::save_checkpoint(dir.join(&weights), model_cfg, vm, &meta)?;
     let mut adam_state = adam.state()?;
-    if let Some(average) = average {
-        adam_state.extend(average.state()?);
-    }
+    adam_state.extend(extra);
     let bytes = safetensors_bytes(&adam_state, &dir.join(&optim))?;
     write_atomic(&dir.join(&optim), &bytes)?;
     let mut new_state = state.clone();
@@ -253,7 +252,8 @@ fn safetensors_bytes(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<V
 
 /// Loads the weights and optimiser state a `state.json` names; both must be files of
 /// `dir` (also after following symlinks). Returns the optimiser file's tensors, for the
-/// weight average's state ([`WeightAverage::load_state`]).
+/// state saved beside Adam's ([`crate::WeightAverage::load_state`],
+/// [`crate::clip::RelativeClip::load_state`]).
 pub fn load_training(
     dir: &Path,
     state: &TrainState,

@@ -404,6 +404,12 @@ pub struct ScheduleConfig {
     /// record reports the norms before clipping (`grad_norm`); on Blocks one bound did not
     /// suit every seed (docs/experiments/blocks.md, "Gradient norms and clipping").
     pub clip_grad_norm: f64,
+    /// Gradient clipping relative to the run's own gradients: a step's global norm is
+    /// bounded by this factor (above 1) times a running mean of the earlier steps' norms
+    /// (about the last 50; 0 = off), so one outlier batch cannot throw Adam off
+    /// ([`crate::clip`]; docs/experiments/elt-join.md, "One outlier step"). Steps it clips
+    /// count in the epoch record's `grad_norm.clipped_steps`.
+    pub clip_grad_relative: f64,
     /// Decay of an exponential moving average of the weights (Polyak averaging; 0 = off)
     /// that takes their place in validation, checkpoints and the test: at a constant
     /// learning rate it hardly moves when one batch throws the optimised weights off
@@ -429,6 +435,7 @@ impl Default for ScheduleConfig {
             lr_rampup_epochs: 1,
             restart_optimizer_at_join: false,
             clip_grad_norm: 0.0,
+            clip_grad_relative: 0.0,
             weight_average_decay: 0.99,
             max_steps_per_epoch: 0,
             max_valid_images: 0,

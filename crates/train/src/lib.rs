@@ -17,6 +17,7 @@
 pub mod adam;
 pub mod average;
 pub mod checkpoint;
+pub mod clip;
 pub mod config;
 mod datasets;
 pub mod device;

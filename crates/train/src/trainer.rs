@@ -31,7 +31,7 @@
 //! weights. A run resumed from its checkpoint (taken at the end of an epoch) therefore
 //! continues exactly as the uninterrupted run would.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -50,6 +50,7 @@ use landmark_ssl_models::{self as models, HeadKind, LandmarkModel, ModelConfig};
 use crate::adam::Adam;
 use crate::average::WeightAverage;
 use crate::checkpoint;
+use crate::clip::RelativeClip;
 use crate::config::{CropChoice, ExperimentConfig};
 use crate::datasets::{build_splits, Splits};
 use crate::error::{Error, Result};
@@ -106,6 +107,9 @@ pub struct Trainer {
     /// The average of the weights that validation, checkpoints and the test use
     /// (`schedule.weight_average_decay`); `None`: the optimised weights themselves.
     average: Option<WeightAverage>,
+    /// The bound on each step's gradient norm relative to the earlier steps'
+    /// (`schedule.clip_grad_relative`).
+    relative_clip: Option<RelativeClip>,
     splits: Splits,
     train_loader: BatchLoader,
     eval_pre: Preprocess,
@@ -179,6 +183,10 @@ impl Trainer {
             d if d > 0.0 => Some(WeightAverage::new(&vars_of(&varmap)?, d)?),
             _ => None,
         };
+        let relative_clip = match cfg.schedule.clip_grad_relative {
+            f if f > 0.0 => Some(RelativeClip::new(f)?),
+            _ => None,
+        };
         let eval_pre = preprocess_for(&cfg, h);
         let mut loader_cfg = LoaderConfig::new(cfg.schedule.batch_size, eval_pre, cfg.seed);
         loader_cfg.augment = augment_for(&cfg);
@@ -199,6 +207,7 @@ impl Trainer {
             model,
             adam,
             average,
+            relative_clip,
             splits,
             train_loader,
             eval_pre,
@@ -271,6 +280,9 @@ impl Trainer {
             checkpoint::load_training(&self.out_dir, &state, &self.varmap, &mut self.adam)?;
         if let Some(average) = &mut self.average {
             average.load_state(&optimizer)?;
+        }
+        if let Some(clip) = &mut self.relative_clip {
+            clip.load_state(&optimizer)?;
         }
         self.adam.set_learning_rate(state.lr);
         checkpoint::reconcile_log(&self.out_dir, &state.history)?;
@@ -356,10 +368,16 @@ impl Trainer {
                 step: step + 1,
             });
         }
-        let clip = self.cfg.schedule.clip_grad_norm;
-        let clipped = clip > 0.0 && norm > clip;
+        let mut kept = norm;
+        if self.cfg.schedule.clip_grad_norm > 0.0 {
+            kept = kept.min(self.cfg.schedule.clip_grad_norm);
+        }
+        if let Some(clip) = &mut self.relative_clip {
+            kept = clip.observe(kept);
+        }
+        let clipped = kept < norm;
         self.adam
-            .step_scaled(&grads, if clipped { clip / norm } else { 1.0 })?;
+            .step_scaled(&grads, if clipped { kept / norm } else { 1.0 })?;
         if let Some(average) = &mut self.average {
             average.update()?;
         }
@@ -508,13 +526,20 @@ impl Trainer {
         self.state.lr *= self.cfg.schedule.lr_decay;
         self.adam.set_learning_rate(self.state.lr);
         self.state.seconds += epoch_start.elapsed().as_secs_f64();
+        let mut extra = HashMap::new();
+        if let Some(average) = &self.average {
+            extra.extend(average.state()?);
+        }
+        if let Some(clip) = &self.relative_clip {
+            extra.extend(clip.state()?);
+        }
         checkpoint::save_training(
             &self.out_dir,
             &self.state,
             &self.model_cfg,
             &self.varmap,
             &self.adam,
-            self.average.as_ref(),
+            extra,
             improved,
             matches!(self.eval_pre.crop, data::CropMode::Object { .. })
                 .then_some(self.cfg.data.crop_factor),

@@ -49,6 +49,23 @@ fn adam_settings_outside_its_domain_are_refused() {
 }
 
 #[test]
+fn a_relative_clip_at_or_below_1_is_refused() {
+    for v in ["1.0", "0.5", "-2.0", "nan", "inf"] {
+        assert_refused(
+            &format!("[schedule]\nclip_grad_relative = {v}\n"),
+            &["schedule.clip_grad_relative"],
+        );
+    }
+    for v in ["0.0", "3.0"] {
+        let toml = format!("[schedule]\nclip_grad_relative = {v}\n");
+        ExperimentConfig::from_toml_str(&toml)
+            .unwrap()
+            .validate()
+            .unwrap();
+    }
+}
+
+#[test]
 fn a_weight_average_decay_outside_0_to_1_is_refused() {
     for v in ["1.0", "-0.5", "nan", "inf"] {
         assert_refused(

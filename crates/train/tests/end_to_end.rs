@@ -340,3 +340,35 @@ fn the_weight_average_is_validated_checkpointed_and_resumed() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+/// Relative clipping keeps its running norm in the optimiser file, and a run interrupted
+/// and resumed is the uninterrupted run.
+#[test]
+fn relative_clipping_resumes_exactly() {
+    let clipped = |dir: &Path, epochs: usize| {
+        let mut cfg = tiny_experiment(dir, epochs);
+        cfg.schedule.clip_grad_relative = 1.5;
+        cfg
+    };
+    let a = fresh_dir("relclip-a");
+    Trainer::new(clipped(&a, 3)).unwrap().run().unwrap();
+    let b = fresh_dir("relclip-b");
+    Trainer::new(clipped(&b, 1)).unwrap().run().unwrap();
+    Trainer::new(clipped(&b, 3)).unwrap().run().unwrap();
+    let optim = |d: &Path| weights_in(&d.join("epoch-0003.optim.safetensors"));
+    let running: Vec<f32> = optim(&a)
+        .into_iter()
+        .find(|(k, _)| k == "clip.running_norm")
+        .expect("the running norm is saved")
+        .1;
+    assert!(running.len() == 1 && running[0] > 0.0, "{running:?}");
+    assert!(optim(&a) == optim(&b), "resumed optimiser states differ");
+    assert!(
+        weights_in(&a.join("epoch-0003.safetensors"))
+            == weights_in(&b.join("epoch-0003.safetensors")),
+        "resumed weights differ"
+    );
+    for d in [a, b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}

@@ -219,6 +219,13 @@ impl ExperimentConfig {
                 ),
             );
         }
+        let rel = s.clip_grad_relative;
+        if !(rel == 0.0 || (rel.is_finite() && rel > 1.0)) {
+            return invalid(
+                "schedule.clip_grad_relative",
+                format!("{rel} is neither 0 (off) nor a number above 1"),
+            );
+        }
         if !(0.0..1.0).contains(&s.weight_average_decay) {
             return invalid(
                 "schedule.weight_average_decay",
