@@ -312,7 +312,7 @@ impl Trainer {
     }
 
     /// One optimisation step on `batch`; returns the weighted terms' values and the
-    /// gradient norm (clipped to `schedule.clip_grad_norm` where it exceeds it).
+    /// gradient norm (clipped by `schedule.clip_grad_norm` and `clip_grad_relative`).
     fn step(
         &mut self,
         batch: &Batch,
