@@ -227,24 +227,25 @@ impl Adam {
                 target.set(&t.to_dtype(target.dtype())?.to_device(target.device())?)?;
             }
         }
-        let step = state.get("step").ok_or_else(|| Error::Checkpoint {
-            what: "optimiser state has no `step`".to_string(),
-        })?;
-        let step = step.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
-        let step = match step.as_slice() {
-            // The bias correction raises the betas to the step count as an i32.
-            [s] if s.fract() == 0.0 && (0.0..=i32::MAX as f64).contains(s) => *s as u64,
-            other => {
-                return Err(Error::Checkpoint {
-                    what: format!(
-                        "optimiser `step` is {other:?}, not one whole number in [0, {}]",
-                        i32::MAX
-                    ),
-                })
-            }
-        };
+        // The bias correction raises the betas to the step count as an i32.
+        let step = whole_number(state, "step", i32::MAX as u64)?;
         self.step = step;
         Ok(())
+    }
+}
+
+/// The count stored under `key` in an optimiser file: one whole number in [0, `max`]; a
+/// missing or other entry is an error naming it.
+pub(crate) fn whole_number(state: &HashMap<String, Tensor>, key: &str, max: u64) -> Result<u64> {
+    let t = state.get(key).ok_or_else(|| Error::Checkpoint {
+        what: format!("optimiser state has no `{key}`"),
+    })?;
+    let values = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    match values.as_slice() {
+        [v] if v.fract() == 0.0 && (0.0..=max as f64).contains(v) => Ok(*v as u64),
+        other => Err(Error::Checkpoint {
+            what: format!("optimiser `{key}` is {other:?}, not one whole number in [0, {max}]"),
+        }),
     }
 }
 

@@ -169,18 +169,7 @@ impl WeightAverage {
             }
             raw.push(t);
         }
-        let n = state.get(UPDATES_KEY).ok_or_else(|| Error::Checkpoint {
-            what: format!("optimiser state has no `{UPDATES_KEY}`"),
-        })?;
-        let n = n.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
-        let updates = match n.as_slice() {
-            [u] if u.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(u) => *u as u64,
-            other => {
-                return Err(Error::Checkpoint {
-                    what: format!("`{UPDATES_KEY}` is {other:?}, not one whole number"),
-                })
-            }
-        };
+        let updates = crate::adam::whole_number(state, UPDATES_KEY, u32::MAX as u64)?;
         for (slot, raw) in self.slots.iter_mut().zip(raw) {
             slot.other = slot.var.as_tensor().detach().copy()?;
             slot.var.set(&raw)?;
