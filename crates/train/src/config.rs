@@ -435,7 +435,7 @@ impl Default for ScheduleConfig {
             lr_rampup_epochs: 1,
             restart_optimizer_at_join: false,
             clip_grad_norm: 0.0,
-            clip_grad_relative: 0.0,
+            clip_grad_relative: 3.0,
             weight_average_decay: 0.99,
             max_steps_per_epoch: 0,
             max_valid_images: 0,

@@ -44,11 +44,12 @@ pub struct TrainState {
 /// Settings added after run folders had been written whose default changes what a run
 /// computes, with the value that computes what the library did before they existed (section,
 /// field, value): a folder without them is another experiment than today's default.
-fn added_settings() -> [(&'static str, &'static str, serde_json::Value); 3] {
+fn added_settings() -> [(&'static str, &'static str, serde_json::Value); 4] {
     [
         ("costs", "map_logit_bound", serde_json::json!(0.0)),
         ("costs", "rampup_epochs", serde_json::json!(0)),
         ("schedule", "weight_average_decay", serde_json::json!(0.0)),
+        ("schedule", "clip_grad_relative", serde_json::json!(0.0)),
     ]
 }
 
