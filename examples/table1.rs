@@ -157,23 +157,13 @@ fn run_spec(args: &Args, run: &PlannedRun) -> Result<RunSpec> {
     })
 }
 
-/// `git` in the repository this example was built from.
-fn git(args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
+/// The revision this example was built from (recorded by the package's `build.rs`), so
+/// that a run is labelled with the code it runs whatever the checkout holds by then.
 fn revision() -> String {
-    let head = git(&["rev-parse", "--short", "HEAD"]);
-    let status = head.as_ref().and(git(&["status", "--porcelain"]));
-    revision_label(head.as_deref(), status.as_deref())
+    revision_label(
+        env!("LANDMARK_SSL_BUILD_HEAD"),
+        env!("LANDMARK_SSL_BUILD_DIRTY") == "1",
+    )
 }
 
 /// Writes the page and its plot from the runs of the current config (`records` whose

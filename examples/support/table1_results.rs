@@ -248,13 +248,13 @@ pub fn append_record(path: &Path, record: &RunRecord) -> Result<(), ResultsError
     file.sync_all().map_err(io_err(path))
 }
 
-/// `git rev-parse --short HEAD`'s output, with `-dirty` when `git status --porcelain`
-/// printed anything; `unknown` without a revision.
-pub fn revision_label(head: Option<&str>, porcelain: Option<&str>) -> String {
-    match head.map(str::trim).filter(|h| !h.is_empty()) {
-        None => "unknown".into(),
-        Some(h) if porcelain.is_some_and(|p| !p.trim().is_empty()) => format!("{h}-dirty"),
-        Some(h) => h.to_string(),
+/// A short commit hash (`git rev-parse --short HEAD`), with `-dirty` when the tree had
+/// changes; `unknown` without a hash.
+pub fn revision_label(head: &str, dirty: bool) -> String {
+    match head.trim() {
+        "" => "unknown".into(),
+        h if dirty => format!("{h}-dirty"),
+        h => h.to_string(),
     }
 }
 
@@ -581,12 +581,9 @@ pub mod tests {
 
     #[test]
     fn revision_labels() {
-        assert_eq!(revision_label(Some("abc1234\n"), Some("")), "abc1234");
-        assert_eq!(
-            revision_label(Some("abc1234"), Some(" M src/lib.rs\n")),
-            "abc1234-dirty"
-        );
-        assert_eq!(revision_label(None, None), "unknown");
-        assert_eq!(revision_label(Some(""), Some("x")), "unknown");
+        assert_eq!(revision_label("abc1234\n", false), "abc1234");
+        assert_eq!(revision_label("abc1234", true), "abc1234-dirty");
+        assert_eq!(revision_label("", false), "unknown");
+        assert_eq!(revision_label(" ", true), "unknown");
     }
 }

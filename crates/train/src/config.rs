@@ -406,7 +406,7 @@ pub struct ScheduleConfig {
     pub clip_grad_norm: f64,
     /// Gradient clipping relative to the run's own gradients: a step's global norm is
     /// bounded by this factor (above 1) times a running mean of the earlier steps' norms
-    /// (about the last 50; 0 = off), so one outlier batch cannot throw Adam off
+    /// (about the last 50; default 3, 0 = off), so one outlier batch cannot throw Adam off
     /// ([`crate::clip`]; docs/experiments/elt-join.md, "One outlier step"). Steps it clips
     /// count in the epoch record's `grad_norm.clipped_steps`.
     pub clip_grad_relative: f64,
