@@ -23,17 +23,21 @@ fn watch(path: &str) {
 }
 
 fn main() {
-    // Any edit of the sources, and any commit or checkout, may change the label.
-    for path in [
-        "src",
-        "examples",
-        "crates",
-        "tests",
-        "benches",
-        "Cargo.toml",
-        "Cargo.lock",
-    ] {
+    // Any edit of the sources, and any commit or checkout, may change the label. The
+    // downstream example's own build folder is left out: its builds are not edits.
+    for path in ["src", "crates", "tests", "benches", "Cargo.toml", "Cargo.lock"] {
         watch(path);
+    }
+    if let Ok(entries) = std::fs::read_dir("examples") {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.file_name().is_some_and(|n| n == "downstream") {
+                watch("examples/downstream/src");
+                watch("examples/downstream/Cargo.toml");
+            } else {
+                watch(&path.to_string_lossy());
+            }
+        }
     }
     println!("cargo:rerun-if-changed=build.rs");
     let head = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_default();
