@@ -25,7 +25,14 @@ fn watch(path: &str) {
 fn main() {
     // Any edit of the sources, and any commit or checkout, may change the label. The
     // downstream example's own build folder is left out: its builds are not edits.
-    for path in ["src", "crates", "tests", "benches", "Cargo.toml", "Cargo.lock"] {
+    for path in [
+        "src",
+        "crates",
+        "tests",
+        "benches",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         watch(path);
     }
     if let Ok(entries) = std::fs::read_dir("examples") {

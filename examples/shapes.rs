@@ -151,7 +151,10 @@ fn main() -> Result<()> {
     let mut on = [0usize; 2];
     for (i, &index) in p.indices.iter().enumerate() {
         let Some(sample) = test.samples.get(index) else {
-            bail!("prediction for test image {index} of {}", test.samples.len());
+            bail!(
+                "prediction for test image {index} of {}",
+                test.samples.len()
+            );
         };
         let image = sample.load_image()?;
         for (s, &k) in matched.iter().enumerate() {
