@@ -24,6 +24,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use landmark_ssl::metrics;
 use landmark_ssl::train::{predict, DeviceChoice, ExperimentConfig, Trainer};
 
 #[derive(Parser, Debug)]
@@ -171,11 +172,14 @@ fn main() -> Result<()> {
         }
     }
     let n = p.indices.len().max(1) as f64;
-    let to_shape = [0, 1].map(|s| {
-        let mut t = distance_summary(&d[matched[s]][s]);
-        t.on_shape = on[s] as f64 / n;
-        t
-    });
+    let mut to_shape = Vec::new();
+    for (s, &k) in matched.iter().enumerate() {
+        to_shape.push(DistanceSummary {
+            mean: metrics::mean(&d[k][s])?,
+            median: metrics::median(&d[k][s])?,
+            on_shape: on[s] as f64 / n,
+        });
+    }
     println!(
         "test accuracy {:.1}% (paper: 99%), best epoch {}/{}, {:.0} s",
         accuracy * 100.0,
@@ -210,26 +214,10 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// A landmark's distances to its shape's centre over the test set: mean and median, and
-/// the fraction of images where it is on its shape (filled in by the caller).
+/// A landmark's distances to its shape's centre over the test set, and the fraction of the
+/// images where it is on its shape.
 struct DistanceSummary {
     mean: f64,
     median: f64,
     on_shape: f64,
-}
-
-fn distance_summary(d: &[f64]) -> DistanceSummary {
-    let n = d.len().max(1) as f64;
-    let mut sorted = d.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let median = match sorted.len() {
-        0 => f64::NAN,
-        m if m % 2 == 1 => sorted[m / 2],
-        m => 0.5 * (sorted[m / 2 - 1] + sorted[m / 2]),
-    };
-    DistanceSummary {
-        mean: d.iter().sum::<f64>() / n,
-        median,
-        on_shape: 0.0,
-    }
 }
