@@ -11,7 +11,7 @@
 //! 2-core CPU; `--full` runs 100 epochs with early stopping.
 //!
 //! Every run uses `ExperimentConfig::default()`, the Blocks recipe: 8 epochs of the
-//! landmark cost alone on the same labelled share of each batch as later, then A and ELT
+//! landmark cost alone on the same labelled part of each step as later, then A and ELT
 //! join with weights that grow over 3 epochs; the labelled images are jittered (+-10
 //! degrees, +-5%), a bound on the maps' logit range keeps the soft-argmax soft, ELT uses
 //! `EltConfig::blocks()` (transforms that keep the figure in the frame, a Huber penalty),

@@ -1,7 +1,7 @@
 //! Losses for semi-supervised landmark localization (Honari et al., CVPR 2018, Eq. 2):
 //! landmark regression, attribute costs, the equivariant landmark transformation (ELT),
-//! the per-pixel softmax cost of heat-map models, a bound on the soft-argmax maps' scale
-//! and weight decay, combined by
+//! the per-pixel softmax cost of heat-map models, a bound on the soft-argmax maps' scale,
+//! a cost on their spread and weight decay, combined by
 //! [`ObjectiveWeights`] into a total with a per-term [`LossReport`].
 //!
 //! ```text
@@ -52,6 +52,7 @@ pub mod error;
 pub mod heatmap;
 pub mod landmark;
 pub mod map_scale;
+pub mod map_spread;
 pub mod objective;
 pub mod weight_decay;
 
@@ -61,6 +62,7 @@ pub use error::{Error, Result};
 pub use heatmap::{heatmap_cross_entropy, nearest_pixel, HeatmapCeOutput};
 pub use landmark::landmark_loss;
 pub use map_scale::{map_logit_range, map_range_excess};
+pub use map_spread::{map_spread, map_spread_mean};
 pub use objective::{LossReport, ObjectiveWeights, Terms, OBJECTIVE_PRESETS};
 pub use weight_decay::{
     is_bias, weight_decay, weight_decay_tensors, weight_decay_varmap, WeightDecayConfig,

@@ -34,6 +34,9 @@ pub struct ObjectiveWeights {
     /// Weight of a head not listed in `attributes` (default 1, the paper's unweighted
     /// `Cost_attr`).
     pub default_attribute_weight: f64,
+    /// Weight of the maps' spread ([`crate::map_spread_mean`], squared pixels). Not in the
+    /// paper: 0 (off) in every preset.
+    pub spread: f64,
 }
 
 impl Default for ObjectiveWeights {
@@ -61,6 +64,7 @@ impl ObjectiveWeights {
             beta,
             attributes: BTreeMap::new(),
             default_attribute_weight: 1.0,
+            spread: 0.0,
         }
     }
 
@@ -137,6 +141,7 @@ impl ObjectiveWeights {
             ("alpha", self.alpha),
             ("gamma", self.gamma),
             ("default_attribute_weight", self.default_attribute_weight),
+            ("spread", self.spread),
         ] {
             if !v.is_finite() || v < 0.0 {
                 return Err(bad(field, v, "must be finite and >= 0"));
@@ -162,11 +167,11 @@ impl ObjectiveWeights {
     ///
     /// Each present term is multiplied by its weight (`landmark` by lambda, `elt` by
     /// alpha, `weight_decay` by gamma, `attributes[h]` by [`Self::attribute_weight`],
-    /// `map_scale` by 1: its bound sets its strength) and summed. A term whose weight is 0
-    /// is left out of the total and of the report (so a NaN in a term switched off cannot
-    /// poison the total). All terms are cast to the dtype of the first present one
-    /// (landmark, attributes in name order, elt, weight_decay, map_scale). Fails when no
-    /// term is given at all.
+    /// `map_scale` by 1: its bound sets its strength, `map_spread` by `spread`) and
+    /// summed. A term whose weight is 0 is left out of the total and of the report (so a
+    /// NaN in a term switched off cannot poison the total). All terms are cast to the dtype
+    /// of the first present one (landmark, attributes in name order, elt, weight_decay,
+    /// map_scale, map_spread). Fails when no term is given at all.
     pub fn combine(&self, terms: &Terms) -> Result<LossReport> {
         self.validate()?;
         let mut present: Vec<(String, f64, &Tensor)> = Vec::new();
@@ -184,6 +189,9 @@ impl ObjectiveWeights {
         }
         if let Some(t) = &terms.map_scale {
             present.push(("map_scale".to_string(), 1.0, t));
+        }
+        if let Some(t) = &terms.map_spread {
+            present.push(("map_spread".to_string(), self.spread, t));
         }
         let first = present.first().map(|p| p.2).ok_or(Error::InvalidArgument {
             context: "ObjectiveWeights::combine",
@@ -244,6 +252,8 @@ pub struct Terms {
     pub weight_decay: Option<Tensor>,
     /// [`crate::map_range_excess`]: the bound on the soft-argmax maps' scale.
     pub map_scale: Option<Tensor>,
+    /// [`crate::map_spread_mean`]: the spread of the soft-argmax maps.
+    pub map_spread: Option<Tensor>,
 }
 
 /// The weighted terms of one step and their values, for the optimiser and for logging.
@@ -252,7 +262,7 @@ pub struct LossReport {
     /// The total cost (scalar), to backpropagate.
     pub total: Tensor,
     /// Each weighted term (scalar tensors), keyed `landmark`, `attribute:<head>`, `elt`,
-    /// `weight_decay`, `map_scale`.
+    /// `weight_decay`, `map_scale`, `map_spread`.
     pub weighted: BTreeMap<String, Tensor>,
     /// The values of the weighted terms and of `total`, as f64.
     pub values: BTreeMap<String, f64>,

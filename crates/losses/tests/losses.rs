@@ -477,6 +477,7 @@ fn scalar(v: f32) -> Tensor {
 fn objective_weights_terms_and_reports_each() {
     let mut weights = ObjectiveWeights::hgr1();
     weights.attributes.insert("camera".into(), 0.5);
+    weights.spread = 0.01;
     let mut attributes = BTreeMap::new();
     attributes.insert("emotion".to_string(), scalar(2.0));
     attributes.insert("camera".to_string(), scalar(4.0));
@@ -486,9 +487,10 @@ fn objective_weights_terms_and_reports_each() {
         elt: Some(scalar(3.0)),
         weight_decay: Some(scalar(1000.0)),
         map_scale: Some(scalar(7.0)),
+        map_spread: Some(scalar(20.0)),
     };
     let r = weights.combine(&terms).unwrap();
-    let want = 0.5 * 10.0 + 2.0 + 0.5 * 4.0 + 0.3 * 3.0 + 1e-5 * 1000.0 + 7.0;
+    let want = 0.5 * 10.0 + 2.0 + 0.5 * 4.0 + 0.3 * 3.0 + 1e-5 * 1000.0 + 7.0 + 0.01 * 20.0;
     assert_relative_eq!(r.values["total"], want, max_relative = 1e-6);
     assert_relative_eq!(
         r.total.to_scalar::<f32>().unwrap() as f64,
@@ -505,7 +507,9 @@ fn objective_weights_terms_and_reports_each() {
         .summary()
         .ends_with(&format!("total={:.6}", r.values["total"])));
     assert_relative_eq!(r.values["map_scale"], 7.0, max_relative = 1e-6);
-    assert_eq!(r.weighted.len(), 6);
+    assert_relative_eq!(r.values["map_spread"], 0.2, max_relative = 1e-6);
+    assert_relative_eq!(r.unweighted["map_spread"], 20.0, max_relative = 1e-6);
+    assert_eq!(r.weighted.len(), 7);
     assert_relative_eq!(r.unweighted["attribute:camera"], 4.0);
 }
 

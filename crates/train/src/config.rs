@@ -267,6 +267,13 @@ pub struct CostConfig {
     /// maps' scale, and maps that grow to a hard argmax stop the points from moving
     /// (docs/experiments/elt-join.md). Models without soft-argmax maps ignore it.
     pub map_logit_bound: f64,
+    /// The weight of the cost on each soft-argmax map's spread, the variance of its softmax
+    /// in px^2 ([`landmark_ssl_losses::map_spread_mean`]; 0 = off), in every epoch and on
+    /// every image of a step. It asks each map to be a peak: without landmark labels a
+    /// cost on the points alone also accepts maps spread over the background, whose
+    /// points follow the figures from afar (docs/experiments/shapes.md). Models without
+    /// soft-argmax maps ignore it.
+    pub map_spread: f64,
 }
 
 impl Default for CostConfig {
@@ -284,6 +291,7 @@ impl Default for CostConfig {
             warmup_epochs: 8,
             rampup_epochs: 3,
             map_logit_bound: 30.0,
+            map_spread: 0.0,
         }
     }
 }
@@ -368,14 +376,20 @@ pub enum EltOn {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScheduleConfig {
-    /// Maximum number of epochs. An epoch is one pass over the training images (labelled
-    /// images are drawn again as needed to fill each batch's labelled share).
+    /// Maximum number of epochs. An epoch is one pass over the pool of the costs A and ELT
+    /// read (with the landmark cost alone, as many steps as one pass over the training
+    /// images would take); labelled images are drawn again as needed.
     pub epochs: usize,
-    /// Images per step.
+    /// Images per step from the pool (every training image with ELT, those with attribute
+    /// labels with A alone); with the landmark cost alone, the steps per epoch are counted
+    /// as if it were `ceil(N_train / batch_size)`.
     pub batch_size: usize,
-    /// Images with landmark labels in each step (the rest are drawn from all training
-    /// images). The paper does not give the mix; a fixed share keeps the landmark cost in
-    /// every step even at 1% labels.
+    /// Images with landmark labels in each step, beside the pool's `batch_size`. The
+    /// landmark cost sees the same images at every step whatever other costs are on:
+    /// switching A or ELT on adds images to a step and never takes labelled ones away, so
+    /// a row with more costs differs from one with fewer only by those costs. The paper
+    /// does not give the mix; a fixed number keeps the landmark cost in every step even at
+    /// 1% labels.
     pub labelled_per_batch: usize,
     /// Adam settings (learning rate, moments).
     pub adam: AdamConfig,
@@ -427,7 +441,7 @@ impl Default for ScheduleConfig {
         Self {
             epochs: 20,
             batch_size: 32,
-            labelled_per_batch: 8,
+            labelled_per_batch: 32,
             adam: AdamConfig::default(),
             lr_decay: 1.0,
             lr_anneal: LrAnneal::None,

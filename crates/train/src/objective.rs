@@ -42,8 +42,8 @@ impl StepTerms {
 ///   landmark-labelled points (the squared error for soft-argmax models, the per-pixel
 ///   cross-entropy of the maps for heat-map models), A on every head with labels in the
 ///   batch, ELT (`elt`, which must be `Some` when `costs.elt`) on the images `costs.elt_on`
-///   selects, and the bound on the maps' scale (`costs.map_logit_bound`) on every image of
-///   the batch. Weight decay is left to the caller (it reads the variables, not the batch).
+///   selects, and the bound on the maps' scale (`costs.map_logit_bound`) and the cost on
+///   their spread (`costs.map_spread`) on every image of the batch. Weight decay is left to the caller (it reads the variables, not the batch).
 /// * `rng`: draws ELT's transforms.
 ///
 /// ELT warps the batch's images as the pipeline would have warped the original image: it
@@ -101,6 +101,11 @@ pub fn step_terms<R: Rng + ?Sized>(
             st.terms.map_scale = Some(losses::map_range_excess(maps, beta, costs.map_logit_bound)?);
         }
     }
+    if costs.map_spread > 0.0 && model.landmark_kind() == LandmarkKind::SoftArgmax {
+        if let (Some(maps), Some(beta)) = (&out.maps, model.config().beta()) {
+            st.terms.map_spread = Some(losses::map_spread_mean(maps, beta)?);
+        }
+    }
     if costs.elt {
         let elt = elt.ok_or_else(|| Error::InvalidSetting {
             field: "costs.elt".into(),
@@ -143,6 +148,7 @@ pub fn objective_weights(
         beta: model_cfg.beta().unwrap_or(1.0),
         attributes: costs.attribute_weights.clone(),
         default_attribute_weight: 1.0,
+        spread: costs.map_spread,
     };
     weights.validate()?;
     Ok(weights)

@@ -13,17 +13,19 @@
 //! the report ([`crate::report`]).
 //!
 //! # Batch composition
-//! An epoch has `ceil(N_pool / (batch_size - labelled_per_batch))` steps, `N_pool` the
-//! number of images that can contribute a cost (all training images with ELT; those with
-//! attribute labels with A but not ELT). Each step takes `schedule.labelled_per_batch`
-//! images from the landmark-labelled images (a shuffled order, cycled as often as needed)
-//! and fills the rest of the batch from the pool in a shuffled order. During a warm-up
-//! (`costs.warmup_epochs`) the steps keep the same number and the same labelled share, and
-//! the pool's share waits for its costs: the landmark cost sees the same batches before and
-//! after the join, and only A and ELT arrive (docs/experiments/elt-join.md). With the L cost
-//! alone, the whole batch is drawn from the labelled images, `ceil(N / batch_size)` steps.
-//! Each cost term is normalised by the number of samples (points) that carry it in the
-//! step (Eq. 2).
+//! Each step has two parts. The first holds `schedule.labelled_per_batch` images with
+//! landmark labels (a shuffled order, cycled as often as needed), for the landmark cost;
+//! the second holds `schedule.batch_size` images of the pool, the images that A and ELT
+//! read (all training images with ELT; those with attribute labels with A but not ELT), in
+//! a shuffled order, each once an epoch: `ceil(N_pool / batch_size)` steps. With the
+//! landmark cost alone there is no pool and an epoch has `ceil(N / batch_size)` steps.
+//! The labelled part does not depend on the other costs: the landmark cost sees the same
+//! images at every step whether A and ELT are on or not, so switching them on adds to a
+//! step and takes nothing from it. During a warm-up (`costs.warmup_epochs`) the steps keep
+//! their number and their labelled part, and the pool's part waits for its costs: the
+//! warm-up is the landmark cost alone, and only A and ELT arrive at the join
+//! (docs/experiments/elt-join.md). Each cost term is normalised by the number of samples
+//! (points) that carry it in the step (Eq. 2).
 //!
 //! # Determinism
 //! Every random choice is drawn from the experiment seed, the epoch and the step: the

@@ -194,13 +194,19 @@ impl ExperimentConfig {
                 ),
             );
         }
-        if s.labelled_per_batch > s.batch_size {
+        if s.labelled_per_batch > max_batch {
             return invalid(
                 "schedule.labelled_per_batch",
                 format!(
-                    "{} exceeds batch_size {}",
-                    s.labelled_per_batch, s.batch_size
+                    "{} is more than {max_batch} (limits.max_batch_size)",
+                    s.labelled_per_batch
                 ),
+            );
+        }
+        if self.costs.landmark && s.labelled_per_batch == 0 {
+            return invalid(
+                "schedule.labelled_per_batch",
+                "is 0, but the landmark cost needs labelled images in every step".to_string(),
             );
         }
         s.adam.validate("schedule.adam")?;
@@ -257,6 +263,7 @@ impl ExperimentConfig {
             ("costs.alpha", self.costs.alpha),
             ("costs.gamma", self.costs.gamma),
             ("costs.map_logit_bound", self.costs.map_logit_bound),
+            ("costs.map_spread", self.costs.map_spread),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return invalid(field, format!("{v} is not a non-negative number"));
