@@ -23,9 +23,9 @@
 //! Selection: `--rows seqmt-L,seqmt-L+ELT+A` (or a family: `seqmt`, `commmt`,
 //! `heatmapmt`), `--fractions 0.05,0.1` (or `5%,10%`), `--seeds 0-2,5`. The runs go seed by
 //! seed (every cell gets a seed before any gets the next), the Seq-MT rows first.
-//! `--list` prints the plan and what is done; `--page-only` writes the page from the
-//! results file without training (give it the same recipe flags as the runs, since it
-//! shows only runs of the current config).
+//! `--list` prints the plan, what is done and each run's config fingerprint; `--page-only`
+//! writes the page from the results file without training (give it the same recipe flags
+//! as the runs, since it shows only runs of the current config).
 
 #[path = "support/jemalloc.rs"]
 mod jemalloc;
@@ -88,7 +88,7 @@ struct Args {
     /// Write the page from the results file, train nothing.
     #[arg(long)]
     page_only: bool,
-    /// Print the selected runs and whether each is done, train nothing.
+    /// Print the selected runs, whether each is done and its fingerprint; train nothing.
     #[arg(long)]
     list: bool,
     /// Where to train: cpu, cuda or cuda:N (a build with the `cuda` feature). Not part of
@@ -336,10 +336,11 @@ fn main() -> Result<()> {
                 "to run"
             };
             println!(
-                "{:<14} {:>4}% seed {:<3} {state}",
+                "{:<14} {:>4}% seed {:<3} {state:<7} {}",
                 run.row.id,
                 percent(run.fraction),
-                run.seed
+                run.seed,
+                spec.fingerprint
             );
         }
         return Ok(());
