@@ -15,7 +15,9 @@
 //! centre than the other's). `--json <file>` writes
 //! `{"test_accuracy": .., "landmark_to_shape_px": [triangle, square],
 //! "landmark_to_shape_median_px": [..], "landmark_on_shape_fraction": [..], ...}`. `--costs ELT+A`
-//! adds the equivariance cost, which needs no label either (docs/experiments/shapes.md).
+//! adds the equivariance cost, which needs no label either; `--convs 3` narrows the trunk's
+//! receptive field and `--spread 0.001` adds a cost on the maps' spread (the probes of
+//! docs/experiments/shapes.md).
 
 #[path = "support/jemalloc.rs"]
 mod jemalloc;
@@ -42,6 +44,14 @@ struct Args {
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// The number of 9x9 convs before the preset's two 1x1 convs (the preset's 6 see 49 px;
+    /// 3 see 25 px, docs/experiments/shapes.md).
+    #[arg(long, default_value_t = 6)]
+    convs: usize,
+    /// The weight of the cost on the maps' spread (`costs.map_spread`; 0 = off, as the
+    /// paper).
+    #[arg(long, default_value_t = 0.0)]
+    spread: f64,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -65,8 +75,8 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    if args.epochs == 0 || args.train_images == 0 {
-        bail!("--epochs and --train-images must be at least 1");
+    if args.epochs == 0 || args.train_images == 0 || args.convs == 0 {
+        bail!("--epochs, --train-images and --convs must be at least 1");
     }
     let mut cfg = ExperimentConfig {
         name: "seqmt-shapes, class labels only".into(),
@@ -81,7 +91,14 @@ fn main() -> Result<()> {
     let mut model = landmark_ssl::models::preset("seqmt-shapes")?;
     if let landmark_ssl::models::ModelConfig::SeqMt(c) = &mut model {
         c.beta = args.beta;
+        // The preset's trunk: n 9x9 convs, then 1x1 x 8 and the linear 1x1 x 2.
+        let nine = c.convs.first().copied();
+        let tail = c.convs.split_off(c.convs.len().saturating_sub(2));
+        if let Some(nine) = nine {
+            c.convs = [vec![nine; args.convs], tail].concat();
+        }
     }
+    cfg.costs.map_spread = args.spread;
     cfg.model.config = Some(model);
     cfg.costs.set_from_label(&args.costs)?;
     if cfg.costs.landmark {
