@@ -169,9 +169,8 @@ fn main() -> Result<()> {
             .choose_multiple(&mut rng, cfg.schedule.labelled_per_batch)
             .copied()
             .collect();
-        idx.extend(
-            (0..cfg.schedule.batch_size - idx.len()).map(|_| rng.random_range(0..train.len())),
-        );
+        // The pool's part of a step, as the trainer draws it beside the labelled part.
+        idx.extend((0..cfg.schedule.batch_size).map(|_| rng.random_range(0..train.len())));
         let batch = loader.batch(&idx, join as u64, &device)?;
         let out = model.forward_t(&batch.images, true)?;
         let mut erng = ChaCha8Rng::seed_from_u64(b as u64);
