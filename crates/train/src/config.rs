@@ -384,10 +384,10 @@ pub struct ScheduleConfig {
     /// labels with A alone); with the landmark cost alone, the steps per epoch are counted
     /// as if it were `ceil(N_train / batch_size)`.
     pub batch_size: usize,
-    /// Images with landmark labels in each step, beside the pool's `batch_size`. The
-    /// landmark cost sees the same images at every step whatever other costs are on:
-    /// switching A or ELT on adds images to a step and never takes labelled ones away, so
-    /// a row with more costs differs from one with fewer only by those costs. The paper
+    /// Images with landmark labels in each step, beside the pool's `batch_size`. This part
+    /// of a step is the same whatever other costs are on: switching A or ELT on adds images
+    /// to a step and never takes labelled ones away (the pool's images that carry landmark
+    /// labels count in the landmark cost too, as any labelled image in a step). The paper
     /// does not give the mix; a fixed number keeps the landmark cost in every step even at
     /// 1% labels.
     pub labelled_per_batch: usize,

@@ -19,9 +19,10 @@
 //! read (all training images with ELT; those with attribute labels with A but not ELT), in
 //! a shuffled order, each once an epoch: `ceil(N_pool / batch_size)` steps. With the
 //! landmark cost alone there is no pool and an epoch has `ceil(N / batch_size)` steps.
-//! The labelled part does not depend on the other costs: the landmark cost sees the same
-//! images at every step whether A and ELT are on or not, so switching them on adds to a
-//! step and takes nothing from it. During a warm-up (`costs.warmup_epochs`) the steps keep
+//! The labelled part does not depend on the other costs: whether A and ELT are on or not,
+//! a step holds the same labelled images, so switching them on adds to a step and takes
+//! nothing from it (the pool's images that carry landmark labels also count in the
+//! landmark cost, as every labelled image of a step does). During a warm-up (`costs.warmup_epochs`) the steps keep
 //! their number and their labelled part, and the pool's part waits for its costs: the
 //! warm-up is the landmark cost alone, and only A and ELT arrive at the join
 //! (docs/experiments/elt-join.md). Each cost term is normalised by the number of samples
