@@ -15,8 +15,8 @@ use crate::seeds::{derive_seed, PURPOSE_ORDER};
 /// pool's part.
 pub(crate) fn epoch_plan(cfg: &ExperimentConfig, train: &Dataset, epoch: usize) -> Vec<Vec<usize>> {
     let costs = &cfg.costs.active(epoch);
-    // Two streams: the labelled order does not depend on the pool, so the landmark cost
-    // sees the same images at every step whatever other costs are on.
+    // Two streams: the labelled order does not depend on the pool, so the labelled part of
+    // each step is the same whatever other costs are on.
     let mut labelled_rng =
         ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, PURPOSE_ORDER, epoch as u64, 0));
     let mut pool_rng =
