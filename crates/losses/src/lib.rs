@@ -1,7 +1,7 @@
 //! Losses for semi-supervised landmark localization (Honari et al., CVPR 2018, Eq. 2):
 //! landmark regression, attribute costs, the equivariant landmark transformation (ELT),
 //! the per-pixel softmax cost of heat-map models, a bound on the soft-argmax maps' scale,
-//! a cost on their spread and weight decay, combined by
+//! costs on their spread and their overlap, and weight decay, combined by
 //! [`ObjectiveWeights`] into a total with a per-term [`LossReport`].
 //!
 //! ```text
@@ -51,6 +51,7 @@ pub mod elt;
 pub mod error;
 pub mod heatmap;
 pub mod landmark;
+pub mod map_overlap;
 pub mod map_scale;
 pub mod map_spread;
 pub mod objective;
@@ -61,6 +62,7 @@ pub use elt::{Elt, EltConfig, EltImages, EltOutput, EltPenalty};
 pub use error::{Error, Result};
 pub use heatmap::{heatmap_cross_entropy, nearest_pixel, HeatmapCeOutput};
 pub use landmark::landmark_loss;
+pub use map_overlap::{map_overlap, map_overlap_mean};
 pub use map_scale::{map_logit_range, map_range_excess};
 pub use map_spread::{map_spread, map_spread_mean};
 pub use objective::{LossReport, ObjectiveWeights, Terms, OBJECTIVE_PRESETS};

@@ -37,6 +37,9 @@ pub struct ObjectiveWeights {
     /// Weight of the maps' spread ([`crate::map_spread_mean`], squared pixels). Not in the
     /// paper: 0 (off) in every preset.
     pub spread: f64,
+    /// Weight of the maps' overlap ([`crate::map_overlap_mean`], in [0, 1]). Not in the
+    /// paper: 0 (off) in every preset.
+    pub overlap: f64,
 }
 
 impl Default for ObjectiveWeights {
@@ -65,6 +68,7 @@ impl ObjectiveWeights {
             attributes: BTreeMap::new(),
             default_attribute_weight: 1.0,
             spread: 0.0,
+            overlap: 0.0,
         }
     }
 
@@ -142,6 +146,7 @@ impl ObjectiveWeights {
             ("gamma", self.gamma),
             ("default_attribute_weight", self.default_attribute_weight),
             ("spread", self.spread),
+            ("overlap", self.overlap),
         ] {
             if !v.is_finite() || v < 0.0 {
                 return Err(bad(field, v, "must be finite and >= 0"));
@@ -167,11 +172,11 @@ impl ObjectiveWeights {
     ///
     /// Each present term is multiplied by its weight (`landmark` by lambda, `elt` by
     /// alpha, `weight_decay` by gamma, `attributes[h]` by [`Self::attribute_weight`],
-    /// `map_scale` by 1: its bound sets its strength, `map_spread` by `spread`) and
+    /// `map_scale` by 1: its bound sets its strength, `map_spread` by `spread`, `map_overlap` by `overlap`) and
     /// summed. A term whose weight is 0 is left out of the total and of the report (so a
     /// NaN in a term switched off cannot poison the total). All terms are cast to the dtype
     /// of the first present one (landmark, attributes in name order, elt, weight_decay,
-    /// map_scale, map_spread). Fails when no term is given at all.
+    /// map_scale, map_spread, map_overlap). Fails when no term is given at all.
     pub fn combine(&self, terms: &Terms) -> Result<LossReport> {
         self.validate()?;
         let mut present: Vec<(String, f64, &Tensor)> = Vec::new();
@@ -192,6 +197,9 @@ impl ObjectiveWeights {
         }
         if let Some(t) = &terms.map_spread {
             present.push(("map_spread".to_string(), self.spread, t));
+        }
+        if let Some(t) = &terms.map_overlap {
+            present.push(("map_overlap".to_string(), self.overlap, t));
         }
         let first = present.first().map(|p| p.2).ok_or(Error::InvalidArgument {
             context: "ObjectiveWeights::combine",
@@ -254,6 +262,8 @@ pub struct Terms {
     pub map_scale: Option<Tensor>,
     /// [`crate::map_spread_mean`]: the spread of the soft-argmax maps.
     pub map_spread: Option<Tensor>,
+    /// [`crate::map_overlap_mean`]: maps of an image that share their mass.
+    pub map_overlap: Option<Tensor>,
 }
 
 /// The weighted terms of one step and their values, for the optimiser and for logging.

@@ -478,6 +478,7 @@ fn objective_weights_terms_and_reports_each() {
     let mut weights = ObjectiveWeights::hgr1();
     weights.attributes.insert("camera".into(), 0.5);
     weights.spread = 0.01;
+    weights.overlap = 3.0;
     let mut attributes = BTreeMap::new();
     attributes.insert("emotion".to_string(), scalar(2.0));
     attributes.insert("camera".to_string(), scalar(4.0));
@@ -488,9 +489,11 @@ fn objective_weights_terms_and_reports_each() {
         weight_decay: Some(scalar(1000.0)),
         map_scale: Some(scalar(7.0)),
         map_spread: Some(scalar(20.0)),
+        map_overlap: Some(scalar(0.5)),
     };
     let r = weights.combine(&terms).unwrap();
-    let want = 0.5 * 10.0 + 2.0 + 0.5 * 4.0 + 0.3 * 3.0 + 1e-5 * 1000.0 + 7.0 + 0.01 * 20.0;
+    let want =
+        0.5 * 10.0 + 2.0 + 0.5 * 4.0 + 0.3 * 3.0 + 1e-5 * 1000.0 + 7.0 + 0.01 * 20.0 + 3.0 * 0.5;
     assert_relative_eq!(r.values["total"], want, max_relative = 1e-6);
     assert_relative_eq!(
         r.total.to_scalar::<f32>().unwrap() as f64,
@@ -508,8 +511,9 @@ fn objective_weights_terms_and_reports_each() {
         .ends_with(&format!("total={:.6}", r.values["total"])));
     assert_relative_eq!(r.values["map_scale"], 7.0, max_relative = 1e-6);
     assert_relative_eq!(r.values["map_spread"], 0.2, max_relative = 1e-6);
+    assert_relative_eq!(r.values["map_overlap"], 1.5, max_relative = 1e-6);
     assert_relative_eq!(r.unweighted["map_spread"], 20.0, max_relative = 1e-6);
-    assert_eq!(r.weighted.len(), 7);
+    assert_eq!(r.weighted.len(), 8);
     assert_relative_eq!(r.unweighted["attribute:camera"], 4.0);
 }
 

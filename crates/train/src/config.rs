@@ -254,6 +254,8 @@ pub struct CostConfig {
     /// the image centre; only labelled points pull the maps off that plateau, and the
     /// unlabelled costs can hold them there (a constant point is almost equivariant and
     /// tells the classifier nothing). The paper does not say how it started training.
+    /// Without the landmark cost, A alone trains these epochs and ELT joins after them
+    /// (with A and ELT both on; [`CostConfig::warmup_cost`]).
     pub warmup_epochs: usize,
     /// Epochs over which the weights of the costs that join after the warm-up (A and ELT)
     /// grow linearly from `1 / (n * steps)` of their value to all of it, step by step
@@ -268,12 +270,19 @@ pub struct CostConfig {
     /// (docs/experiments/elt-join.md). Models without soft-argmax maps ignore it.
     pub map_logit_bound: f64,
     /// The weight of the cost on each soft-argmax map's spread, the variance of its softmax
-    /// in px^2 ([`landmark_ssl_losses::map_spread_mean`]; 0 = off), in every epoch and on
-    /// every image of a step. It asks each map to be a peak: without landmark labels a
+    /// in px^2 ([`landmark_ssl_losses::map_spread_mean`]; 0 = off), on every image of a
+    /// step from the join (with ELT, ramped in as it is; every epoch without a warm-up). It asks each map to be a peak: without landmark labels a
     /// cost on the points alone also accepts maps spread over the background, whose
     /// points follow the figures from afar (docs/experiments/shapes.md). Models without
     /// soft-argmax maps ignore it.
     pub map_spread: f64,
+    /// The weight of the cost on soft-argmax maps of an image that share their mass
+    /// ([`landmark_ssl_losses::map_overlap_mean`]: the Bhattacharyya coefficient of each two
+    /// maps' softmaxes, in [0, 1]; 0 = off), on every image of a step from the join, as
+    /// `map_spread`. Without landmark labels nothing else stops a map from spreading over a figure that
+    /// another map already holds (docs/experiments/shapes.md). Models without soft-argmax
+    /// maps ignore it.
+    pub map_overlap: f64,
 }
 
 impl Default for CostConfig {
@@ -292,35 +301,63 @@ impl Default for CostConfig {
             rampup_epochs: 3,
             map_logit_bound: 30.0,
             map_spread: 0.0,
+            map_overlap: 0.0,
         }
     }
 }
 
 impl CostConfig {
-    /// The costs in force during `epoch` (0-based): during the warm-up only L.
+    /// The costs in force during `epoch` (0-based): during the warm-up only L, or without
+    /// L only A ([`Self::warmup_cost`]); the costs on the maps' shape (`map_spread`,
+    /// `map_overlap`) join with ELT.
     pub fn active(&self, epoch: usize) -> CostConfig {
         let mut c = self.clone();
         if epoch < self.join_epoch() {
-            c.attribute = false;
+            if self.landmark {
+                c.attribute = false;
+            }
             c.elt = false;
+            c.map_spread = 0.0;
+            c.map_overlap = 0.0;
         }
         c
     }
 
-    /// The first epoch (0-based) of A and ELT: `warmup_epochs` with the landmark cost, else
-    /// 0 (without it there is nothing to warm up with).
-    pub fn join_epoch(&self) -> usize {
+    /// What the warm-up trains: the landmark cost, or without it the attribute cost when
+    /// ELT is on too (ELT asks the points to follow the image, and only after A has given
+    /// them a meaning do they have something to follow); `None` when there is nothing to
+    /// warm up with. With L alone the warm-up's epochs still count (the learning-rate
+    /// schedules start after them, so rows with and without A and ELT stay comparable).
+    pub fn warmup_cost(&self) -> Option<&'static str> {
         if self.landmark {
-            self.warmup_epochs
+            Some("L")
+        } else if !self.landmark && self.attribute && self.elt {
+            Some("A")
         } else {
-            0
+            None
         }
     }
 
-    /// Whether costs join at the start of `epoch` (0-based): the end of a warm-up, when A
-    /// or ELT is on.
+    /// The first epoch (0-based) of the costs that join after the warm-up (A and ELT after
+    /// L, ELT after A): `warmup_epochs` when there is a warm-up ([`Self::warmup_cost`]),
+    /// else 0.
+    pub fn join_epoch(&self) -> usize {
+        match self.warmup_cost() {
+            Some(_) => self.warmup_epochs,
+            None => 0,
+        }
+    }
+
+    /// Whether costs join at the start of `epoch` (0-based): the end of a warm-up after
+    /// which A or ELT joins.
     pub fn joins_at(&self, epoch: usize) -> bool {
-        epoch > 0 && epoch == self.join_epoch() && (self.attribute || self.elt)
+        epoch > 0
+            && epoch == self.join_epoch()
+            && match self.warmup_cost() {
+                Some("L") => self.attribute || self.elt,
+                Some(_) => true,
+                None => false,
+            }
     }
 
     /// The short name of the enabled costs, as the paper's tables write them

@@ -43,7 +43,8 @@ impl StepTerms {
 ///   cross-entropy of the maps for heat-map models), A on every head with labels in the
 ///   batch, ELT (`elt`, which must be `Some` when `costs.elt`) on the images `costs.elt_on`
 ///   selects, and the bound on the maps' scale (`costs.map_logit_bound`) and the cost on
-///   their spread (`costs.map_spread`) on every image of the batch. Weight decay is left to the caller (it reads the variables, not the batch).
+///   their spread (`costs.map_spread`) and overlap (`costs.map_overlap`) on every image of
+///   the batch. Weight decay is left to the caller (it reads the variables, not the batch).
 /// * `rng`: draws ELT's transforms.
 ///
 /// ELT warps the batch's images as the pipeline would have warped the original image: it
@@ -106,6 +107,11 @@ pub fn step_terms<R: Rng + ?Sized>(
             st.terms.map_spread = Some(losses::map_spread_mean(maps, beta)?);
         }
     }
+    if costs.map_overlap > 0.0 && model.landmark_kind() == LandmarkKind::SoftArgmax {
+        if let (Some(maps), Some(beta)) = (&out.maps, model.config().beta()) {
+            st.terms.map_overlap = Some(losses::map_overlap_mean(maps, beta)?);
+        }
+    }
     if costs.elt {
         let elt = elt.ok_or_else(|| Error::InvalidSetting {
             field: "costs.elt".into(),
@@ -149,14 +155,17 @@ pub fn objective_weights(
         attributes: costs.attribute_weights.clone(),
         default_attribute_weight: 1.0,
         spread: costs.map_spread,
+        overlap: costs.map_overlap,
     };
     weights.validate()?;
     Ok(weights)
 }
 
 /// The weights of step `step` of the `steps` of `epoch` (all 0-based), as the trainer
-/// weighs every step: `weights` ([`objective_weights`]) with A's and ELT's scaled by
-/// [`ExperimentConfig::cost_rampup_factor`] while they ramp in after the warm-up.
+/// weighs every step: `weights` ([`objective_weights`]) with the weights of the costs that
+/// join after the warm-up (A and ELT after L, ELT after A, and the costs on the maps'
+/// shape) scaled by
+/// [`ExperimentConfig::cost_rampup_factor`] while they ramp in.
 pub fn weights_at(
     cfg: &ExperimentConfig,
     weights: &losses::ObjectiveWeights,
@@ -168,8 +177,12 @@ pub fn weights_at(
     let mut w = weights.clone();
     if f < 1.0 {
         w.alpha *= f;
-        w.default_attribute_weight *= f;
-        w.attributes.values_mut().for_each(|v| *v *= f);
+        w.spread *= f;
+        w.overlap *= f;
+        if cfg.costs.landmark {
+            w.default_attribute_weight *= f;
+            w.attributes.values_mut().for_each(|v| *v *= f);
+        }
     }
     w
 }
@@ -208,6 +221,18 @@ mod tests {
             assert_eq!((w.lambda, w.gamma), (base.lambda, base.gamma));
         }
         assert_eq!(at(3, 0).alpha, base.alpha);
+        // Without L, A trains through the warm-up and only ELT ramps in.
+        cfg.costs.set_from_label("ELT+A")?;
+        cfg.costs.map_spread = 0.001;
+        cfg.costs.map_overlap = 1.0;
+        let base = objective_weights(&cfg.costs, &model)?;
+        let at = |epoch, step| weights_at(&cfg, &base, epoch, step, steps);
+        let w = at(2, 1);
+        approx::assert_abs_diff_eq!(w.alpha, base.alpha * 0.5, epsilon = 1e-12);
+        approx::assert_abs_diff_eq!(w.spread, 0.0005, epsilon = 1e-12);
+        approx::assert_abs_diff_eq!(w.overlap, 0.5, epsilon = 1e-12);
+        assert_eq!(w.attributes["config"], 2.0);
+        assert_eq!(w.default_attribute_weight, 1.0);
         Ok(())
     }
 }

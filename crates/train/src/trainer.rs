@@ -22,10 +22,11 @@
 //! The labelled part does not depend on the other costs: whether A and ELT are on or not,
 //! a step holds the same labelled images, so switching them on adds to a step and takes
 //! nothing from it (the pool's images that carry landmark labels also count in the
-//! landmark cost, as every labelled image of a step does). During a warm-up (`costs.warmup_epochs`) the steps keep
-//! their number and their labelled part, and the pool's part waits for its costs: the
-//! warm-up is the landmark cost alone, and only A and ELT arrive at the join
-//! (docs/experiments/elt-join.md). Each cost term is normalised by the number of samples
+//! landmark cost, as every labelled image of a step does). During a warm-up
+//! (`costs.warmup_epochs`) the steps keep their number and their labelled part, and the
+//! pool's part waits for its costs: the warm-up is the landmark cost alone, and only A and
+//! ELT arrive at the join (docs/experiments/elt-join.md); without the landmark cost, A
+//! trains the warm-up and ELT joins (docs/experiments/shapes.md). Each cost term is normalised by the number of samples
 //! (points) that carry it in the step (Eq. 2).
 //!
 //! # Determinism

@@ -162,6 +162,24 @@ fn evaluation_and_crop_settings_are_checked_before_training() {
     );
 }
 
+#[test]
+fn the_costs_on_the_maps_shape_are_checked() {
+    for v in ["-0.1", "nan", "inf"] {
+        assert_refused(
+            &format!("[costs]\nmap_spread = {v}\n"),
+            &["costs.map_spread"],
+        );
+        assert_refused(
+            &format!("[costs]\nmap_overlap = {v}\n"),
+            &["costs.map_overlap"],
+        );
+    }
+    let cfg = ExperimentConfig::from_toml_str("[costs]\nmap_spread = 0.001\nmap_overlap = 1.0\n")
+        .unwrap();
+    cfg.validate().unwrap();
+    assert_eq!((cfg.costs.map_spread, cfg.costs.map_overlap), (0.001, 1.0));
+}
+
 /// The shipped experiment files (and the smallest one) still pass every check.
 #[test]
 fn shipped_experiments_validate() {

@@ -59,6 +59,27 @@ fn warmup_keeps_only_the_landmark_cost() -> TestResult {
     // Without the landmark cost there is nothing to warm up with.
     c.set_from_label("A")?;
     assert_eq!(c.active(0).label(), "A");
+    assert_eq!(c.warmup_cost(), None);
+    assert!((0..4).all(|e| !c.joins_at(e)));
+    // Without it but with A and ELT, A warms up and ELT joins.
+    c.set_from_label("ELT+A")?;
+    c.map_spread = 0.001;
+    c.map_overlap = 1.0;
+    assert_eq!(c.warmup_cost(), Some("A"));
+    assert_eq!(c.active(0).label(), "A");
+    // The costs on the maps' shape join with ELT.
+    let warm = c.active(1);
+    assert_eq!((warm.map_spread, warm.map_overlap), (0.0, 0.0));
+    let joined = c.active(2);
+    assert_eq!((joined.map_spread, joined.map_overlap), (0.001, 1.0));
+    assert_eq!(c.active(1).label(), "A");
+    assert_eq!(c.active(2).label(), "ELT+A");
+    let joins: Vec<usize> = (0..6).filter(|&e| c.joins_at(e)).collect();
+    assert_eq!(joins, [2]);
+    // ELT alone has nothing to warm up with.
+    c.set_from_label("ELT")?;
+    assert_eq!(c.warmup_cost(), None);
+    assert_eq!(c.active(0).label(), "ELT");
     Ok(())
 }
 

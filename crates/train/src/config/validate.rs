@@ -264,6 +264,7 @@ impl ExperimentConfig {
             ("costs.gamma", self.costs.gamma),
             ("costs.map_logit_bound", self.costs.map_logit_bound),
             ("costs.map_spread", self.costs.map_spread),
+            ("costs.map_overlap", self.costs.map_overlap),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return invalid(field, format!("{v} is not a non-negative number"));
