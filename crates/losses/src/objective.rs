@@ -172,8 +172,8 @@ impl ObjectiveWeights {
     ///
     /// Each present term is multiplied by its weight (`landmark` by lambda, `elt` by
     /// alpha, `weight_decay` by gamma, `attributes[h]` by [`Self::attribute_weight`],
-    /// `map_scale` by 1: its bound sets its strength, `map_spread` by `spread`, `map_overlap` by `overlap`) and
-    /// summed. A term whose weight is 0 is left out of the total and of the report (so a
+    /// `map_scale` by 1: its bound sets its strength, `map_spread` by `spread`,
+    /// `map_overlap` by `overlap`) and summed. A term whose weight is 0 is left out of the total and of the report (so a
     /// NaN in a term switched off cannot poison the total). All terms are cast to the dtype
     /// of the first present one (landmark, attributes in name order, elt, weight_decay,
     /// map_scale, map_spread, map_overlap). Fails when no term is given at all.

@@ -271,17 +271,17 @@ pub struct CostConfig {
     pub map_logit_bound: f64,
     /// The weight of the cost on each soft-argmax map's spread, the variance of its softmax
     /// in px^2 ([`landmark_ssl_losses::map_spread_mean`]; 0 = off), on every image of a
-    /// step from the join (with ELT, ramped in as it is; every epoch without a warm-up). It asks each map to be a peak: without landmark labels a
-    /// cost on the points alone also accepts maps spread over the background, whose
-    /// points follow the figures from afar (docs/experiments/shapes.md). Models without
-    /// soft-argmax maps ignore it.
+    /// step from the join (with ELT, ramped in as it is; every epoch without a warm-up).
+    /// It asks each map to be a peak: without landmark labels a cost on the points alone
+    /// also accepts maps spread over the background, whose points follow the figures from
+    /// afar (docs/experiments/shapes.md). Models without soft-argmax maps ignore it.
     pub map_spread: f64,
     /// The weight of the cost on soft-argmax maps of an image that share their mass
     /// ([`landmark_ssl_losses::map_overlap_mean`]: the Bhattacharyya coefficient of each two
     /// maps' softmaxes, in [0, 1]; 0 = off), on every image of a step from the join, as
-    /// `map_spread`. Without landmark labels nothing else stops a map from spreading over a figure that
-    /// another map already holds (docs/experiments/shapes.md). Models without soft-argmax
-    /// maps ignore it.
+    /// `map_spread`. Without landmark labels nothing else stops a map from spreading over a
+    /// figure that another map already holds (docs/experiments/shapes.md). Models without
+    /// soft-argmax maps ignore it.
     pub map_overlap: f64,
 }
 
@@ -331,7 +331,7 @@ impl CostConfig {
     pub fn warmup_cost(&self) -> Option<&'static str> {
         if self.landmark {
             Some("L")
-        } else if !self.landmark && self.attribute && self.elt {
+        } else if self.attribute && self.elt {
             Some("A")
         } else {
             None
@@ -348,16 +348,10 @@ impl CostConfig {
         }
     }
 
-    /// Whether costs join at the start of `epoch` (0-based): the end of a warm-up after
-    /// which A or ELT joins.
+    /// Whether costs join at the start of `epoch` (0-based): the end of a warm-up, when A
+    /// or ELT is on.
     pub fn joins_at(&self, epoch: usize) -> bool {
-        epoch > 0
-            && epoch == self.join_epoch()
-            && match self.warmup_cost() {
-                Some("L") => self.attribute || self.elt,
-                Some(_) => true,
-                None => false,
-            }
+        epoch > 0 && epoch == self.join_epoch() && (self.attribute || self.elt)
     }
 
     /// The short name of the enabled costs, as the paper's tables write them

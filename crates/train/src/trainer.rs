@@ -26,8 +26,8 @@
 //! (`costs.warmup_epochs`) the steps keep their number and their labelled part, and the
 //! pool's part waits for its costs: the warm-up is the landmark cost alone, and only A and
 //! ELT arrive at the join (docs/experiments/elt-join.md); without the landmark cost, A
-//! trains the warm-up and ELT joins (docs/experiments/shapes.md). Each cost term is normalised by the number of samples
-//! (points) that carry it in the step (Eq. 2).
+//! trains the warm-up and ELT joins (docs/experiments/shapes.md). Each cost term is
+//! normalised by the number of samples (points) that carry it in the step (Eq. 2).
 //!
 //! # Determinism
 //! Every random choice is drawn from the experiment seed, the epoch and the step: the
