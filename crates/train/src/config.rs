@@ -255,7 +255,7 @@ pub struct CostConfig {
     /// unlabelled costs can hold them there (a constant point is almost equivariant and
     /// tells the classifier nothing). The paper does not say how it started training.
     /// Without the landmark cost, A alone trains these epochs and ELT joins after them
-    /// (with A and ELT both on; [`CostConfig::warmup_cost`]).
+    /// (with A and ELT both on; [`CostConfig::join_epoch`]).
     pub warmup_epochs: usize,
     /// Epochs over which the weights of the costs that join after the warm-up (A and ELT)
     /// grow linearly from `1 / (n * steps)` of their value to all of it, step by step
@@ -308,7 +308,7 @@ impl Default for CostConfig {
 
 impl CostConfig {
     /// The costs in force during `epoch` (0-based): during the warm-up only L, or without
-    /// L only A ([`Self::warmup_cost`]); the costs on the maps' shape (`map_spread`,
+    /// L only A ([`Self::join_epoch`]); the costs on the maps' shape (`map_spread`,
     /// `map_overlap`) join with ELT.
     pub fn active(&self, epoch: usize) -> CostConfig {
         let mut c = self.clone();
@@ -323,28 +323,18 @@ impl CostConfig {
         c
     }
 
-    /// What the warm-up trains: the landmark cost, or without it the attribute cost when
-    /// ELT is on too (ELT asks the points to follow the image, and only after A has given
-    /// them a meaning do they have something to follow); `None` when there is nothing to
-    /// warm up with. With L alone the warm-up's epochs still count (the learning-rate
-    /// schedules start after them, so rows with and without A and ELT stay comparable).
-    pub fn warmup_cost(&self) -> Option<&'static str> {
-        if self.landmark {
-            Some("L")
-        } else if self.attribute && self.elt {
-            Some("A")
-        } else {
-            None
-        }
-    }
-
     /// The first epoch (0-based) of the costs that join after the warm-up (A and ELT after
-    /// L, ELT after A): `warmup_epochs` when there is a warm-up ([`Self::warmup_cost`]),
-    /// else 0.
+    /// L, ELT after A): `warmup_epochs` when there is something to warm up with, else 0.
+    /// The warm-up trains the landmark cost, or without it the attribute cost when ELT is
+    /// on too (ELT asks the points to follow the image, and only after A has given them a
+    /// meaning do they have something to follow). With L alone the warm-up's epochs still
+    /// count (the learning-rate schedules start after them, so rows with and without A and
+    /// ELT stay comparable).
     pub fn join_epoch(&self) -> usize {
-        match self.warmup_cost() {
-            Some(_) => self.warmup_epochs,
-            None => 0,
+        if self.landmark || (self.attribute && self.elt) {
+            self.warmup_epochs
+        } else {
+            0
         }
     }
 

@@ -59,13 +59,13 @@ fn warmup_keeps_only_the_landmark_cost() -> TestResult {
     // Without the landmark cost there is nothing to warm up with.
     c.set_from_label("A")?;
     assert_eq!(c.active(0).label(), "A");
-    assert_eq!(c.warmup_cost(), None);
+    assert_eq!(c.join_epoch(), 0);
     assert!((0..4).all(|e| !c.joins_at(e)));
     // Without it but with A and ELT, A warms up and ELT joins.
     c.set_from_label("ELT+A")?;
     c.map_spread = 0.001;
     c.map_overlap = 1.0;
-    assert_eq!(c.warmup_cost(), Some("A"));
+    assert_eq!(c.join_epoch(), 2);
     assert_eq!(c.active(0).label(), "A");
     // The costs on the maps' shape join with ELT.
     let warm = c.active(1);
@@ -78,7 +78,7 @@ fn warmup_keeps_only_the_landmark_cost() -> TestResult {
     assert_eq!(joins, [2]);
     // ELT alone has nothing to warm up with.
     c.set_from_label("ELT")?;
-    assert_eq!(c.warmup_cost(), None);
+    assert_eq!(c.join_epoch(), 0);
     assert_eq!(c.active(0).label(), "ELT");
     Ok(())
 }
