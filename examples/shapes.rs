@@ -12,8 +12,8 @@
 //! so the defaults add what puts the points on the shapes (docs/experiments/shapes.md):
 //! three 9x9 convs instead of the preset's six (a 25 px receptive field), and after 10
 //! epochs of the class alone, ELT (rotations up to 45 degrees) with a cost on each map's
-//! spread and one on two maps' overlap, for 10 more epochs. The paper's own setting is
-//! `--costs A --convs 6 --spread 0 --overlap 0 --epochs 12`.
+//! spread and one on each map's mass near the other's point, for 10 more epochs. The
+//! paper's own setting is `--costs A --convs 6 --spread 0 --overlap 0 --epochs 12`.
 //!
 //! The example reports the test accuracy (paper: 99%) and how close the two learned
 //! landmarks fall to the triangle's and the square's centres (each landmark is matched to
@@ -56,10 +56,14 @@ struct Args {
     /// paper). It joins with ELT.
     #[arg(long, default_value_t = 0.001)]
     spread: f64,
-    /// The weight of the cost on two maps that share their mass (`costs.map_overlap`;
-    /// 0 = off, as the paper). It joins with ELT.
-    #[arg(long, default_value_t = 1.0)]
+    /// The weight of the cost on a map's mass near another map's point
+    /// (`costs.map_overlap`; 0 = off, as the paper). It joins with ELT.
+    #[arg(long, default_value_t = 10.0)]
     overlap: f64,
+    /// The overlap cost's window around each point, in pixels (`costs.map_overlap_sigma`):
+    /// 10 covers a shape and its rim, so a map cannot keep its mass around the other's.
+    #[arg(long, default_value_t = 10.0)]
+    overlap_sigma: f64,
     /// With `--costs ELT+A`: the epochs that A trains alone before ELT joins.
     #[arg(long, default_value_t = 10)]
     warmup: usize,
@@ -114,6 +118,7 @@ fn main() -> Result<()> {
     }
     cfg.costs.map_spread = args.spread;
     cfg.costs.map_overlap = args.overlap;
+    cfg.costs.map_overlap_sigma = args.overlap_sigma;
     cfg.model.config = Some(model);
     cfg.costs.set_from_label(&args.costs)?;
     if cfg.costs.landmark {

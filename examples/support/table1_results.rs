@@ -339,11 +339,15 @@ pub fn recipe_fingerprint(experiment: &serde_json::Value) -> String {
 
 /// Settings that do not change what a run computes, or that are at the value that means
 /// what configs without them meant: the device, the limits, `data.crop = "auto"`, no
-/// `data.category`, no weight average, no relative clipping, no spread or overlap cost. Runs recorded
+/// `data.category`, no weight average, no relative clipping, no spread or overlap cost (nor its window). Runs recorded
 /// before these settings existed keep their fingerprints.
 fn remove_unchanging(e: &mut serde_json::Value) {
     remove_path(e, &["device"]);
     remove_path(e, &["limits"]);
+    // The overlap's window matters only with the overlap cost on.
+    if e.pointer("/costs/map_overlap") == Some(&serde_json::json!(0.0)) {
+        remove_path(e, &["costs", "map_overlap_sigma"]);
+    }
     let neutral = [
         ("/data/crop", serde_json::json!("auto")),
         ("/data/category", serde_json::Value::Null),
@@ -378,6 +382,8 @@ pub fn mean_std(values: &[f64]) -> Option<(f64, Option<f64>)> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CellStats {
     pub seeds: usize,
+    /// Each seed's test error in pixels.
+    pub by_seed: BTreeMap<u64, f64>,
     pub mean: f64,
     pub std: Option<f64>,
     /// Mean class accuracy (0-1) over the seeds that report one.
@@ -398,6 +404,10 @@ pub fn cell_stats(records: &[RunRecord], row: &Row, fraction: f64) -> Option<Cel
     let acc: Vec<f64> = by_seed.values().filter_map(|r| r.class_accuracy).collect();
     Some(CellStats {
         seeds: errors.len(),
+        by_seed: by_seed
+            .iter()
+            .map(|(&seed, r)| (seed, r.test_error_px))
+            .collect(),
         mean,
         std,
         accuracy: mean_std(&acc).map(|(m, _)| m),

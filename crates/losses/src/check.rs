@@ -118,11 +118,16 @@ pub(crate) fn mask_to_host(t: &Tensor) -> Result<Vec<bool>> {
 
 /// Fails with [`Error::InvalidArgument`] unless `beta` is finite and > 0.
 pub(crate) fn beta(func: &'static str, beta: f64) -> Result<()> {
-    if !(beta.is_finite() && beta > 0.0) {
+    positive(func, "beta", beta)
+}
+
+/// Fails with [`Error::InvalidArgument`] unless `v` is finite and > 0.
+pub(crate) fn positive(func: &'static str, field: &'static str, v: f64) -> Result<()> {
+    if !(v.is_finite() && v > 0.0) {
         return Err(Error::InvalidArgument {
             context: func,
-            field: "beta",
-            value: beta.to_string(),
+            field,
+            value: v.to_string(),
             reason: "must be finite and > 0",
         });
     }

@@ -3,69 +3,93 @@
 //! A cost that reads only the points (a class read from them, ELT) is as low when two maps
 //! share a figure as when each has its own, as long as what the points leave out can still
 //! be read from them: one map on a figure and another spread over it and a second figure
-//! give two points from which both figures' positions follow. With no landmark label to
-//! tell the maps apart, nothing else pulls them onto different figures.
-//! [`map_overlap`] measures how much two maps' mass lies on the same pixels (the
-//! Bhattacharyya coefficient of their softmaxes) and [`map_overlap_mean`] is the cost that
-//! asks every two maps of an image to find different places. Unlike a cost on the distance
-//! between the points, it does not push apart points whose maps are apart, however close
-//! the points are.
+//! give two points, the first figure's centre and the midpoint between the figures, from
+//! which both figures' positions follow. With no landmark label to tell the maps apart,
+//! nothing else pulls them onto different figures.
+//!
+//! [`map_overlap`] measures how much of each map's mass lies near each other map's point
+//! (within a Gaussian window of `sigma` pixels) and [`map_overlap_mean`] is the cost that
+//! asks each map to leave the other points' places to them. Its gradient moves a map's mass
+//! off the other landmark's figure, to first order, even when the map is split evenly
+//! between two figures: a cost that is symmetric in the two parts of such a map (its spread,
+//! its entropy) has no gradient there. A map whose mass is several `sigma` away from the
+//! other points costs next to nothing, however close its own point is to them. The window
+//! should cover the other point's whole figure: a narrower one leaves the map a ring
+//! around that figure, out of the window and still split (docs/experiments/shapes.md).
 
 use candle_core::{Tensor, D};
 
 use crate::{check, Result};
 
-/// The overlap of every two maps of an image: `sum_p sqrt(P_i(p) P_j(p))`, `P_k` the
-/// softmax of `beta * M_k` over the map's pixels; 1 for two equal maps, 0 for maps with
-/// their mass on different pixels.
+/// How much of each map's mass lies near each map's point: entry `(b, k, j)` is
+/// `sum_p P_k(p) exp(-|p - mu_j|^2 / (2 sigma^2))`, `P_k` the softmax of `beta * M_k` over
+/// the map's pixels and `mu_j = sum_p P_j(p) p` map j's soft-argmax point, in pixel
+/// coordinates (x the column, pixel centres at integers).
 ///
 /// * `maps`: (B, K, H, W), float, the maps the soft-argmax reads (before `beta`).
 /// * `beta`: the soft-argmax multiplier (finite, > 0).
+/// * `sigma`: the window's width in pixels (finite, > 0).
 ///
-/// Returns (B, K, K) in `maps`' dtype (symmetric, ones on the diagonal), differentiable.
-pub fn map_overlap(maps: &Tensor, beta: f64) -> Result<Tensor> {
+/// Returns (B, K, K) in `maps`' dtype, in [0, 1]. Differentiable in the masses `P_k`; the
+/// points `mu_j` are held fixed (detached), so the gradient moves mass, not points.
+pub fn map_overlap(maps: &Tensor, beta: f64, sigma: f64) -> Result<Tensor> {
     const F: &str = "map_overlap";
     let dims = check::rank(F, "maps", maps, 4, "(B, K, H, W) maps")?;
     check::float(F, "maps", maps)?;
     check::beta(F, beta)?;
+    check::positive(F, "sigma", sigma)?;
     let (b, k, h, w) = (dims[0], dims[1], dims[2], dims[3]);
-    if b == 0 || k == 0 {
+    if b == 0 || k == 0 || h * w == 0 {
         return Ok(Tensor::zeros((b, k, k), maps.dtype(), maps.device())?);
     }
     let logits = maps.reshape((b, k, h * w))?.affine(beta, 0.0)?;
-    // sqrt(P) = exp(log_softmax / 2), finite where P underflows.
-    let root = (check::log_softmax_last(&logits)? * 0.5)?.exp()?;
-    Ok(root.matmul(&root.transpose(1, 2)?.contiguous()?)?)
+    let p = candle_nn::ops::softmax(&logits, D::Minus1)?;
+    let device = maps.device();
+    let axis = |v: Vec<f64>| -> Result<Tensor> {
+        Ok(Tensor::from_vec(v, (1, 1, h * w), device)?.to_dtype(maps.dtype())?)
+    };
+    let xs = axis((0..h * w).map(|i| (i % w) as f64).collect())?;
+    let ys = axis((0..h * w).map(|i| (i / w) as f64).collect())?;
+    let held = p.detach();
+    // Squared distance of every pixel to every point: (B, K, HW), row j for point j.
+    let mut dist2 = Tensor::zeros((b, k, h * w), maps.dtype(), device)?;
+    for coord in [&xs, &ys] {
+        let mu = held.broadcast_mul(coord)?.sum_keepdim(D::Minus1)?;
+        dist2 = (dist2 + coord.broadcast_sub(&mu)?.sqr()?)?;
+    }
+    let window = dist2.affine(-0.5 / (sigma * sigma), 0.0)?.exp()?;
+    Ok(p.matmul(&window.transpose(1, 2)?.contiguous()?)?)
 }
 
-/// The cost on maps that share their mass: the mean of [`map_overlap`] over images and
-/// over the pairs `i < j` of an image's maps, in [0, 1], unweighted.
+/// The cost on maps that share their places: the mean of [`map_overlap`] over images and
+/// over the ordered pairs `k != j` of an image's maps, in [0, 1], unweighted.
 ///
-/// * `maps`: (B, K, H, W), float; `beta`: finite, > 0.
+/// * `maps`: (B, K, H, W), float; `beta`: finite, > 0; `sigma`: finite, > 0, in pixels.
 ///
-/// Returns a scalar; 0 when K < 2 or B = 0 (no pairs). Its gradient lowers each map where
-/// the others have their mass.
+/// Returns a scalar; 0 when K < 2 or B = 0 (no pairs). Its gradient lowers each map near
+/// the other maps' points.
 ///
 /// ```
 /// # use candle_core::{Device, Tensor};
 /// let dev = Device::Cpu;
-/// // Two 1x2 maps: one flat, one with all its mass on the second pixel.
-/// let maps = Tensor::new(&[[[[0f32, 0.]], [[-80., 0.]]]], &dev)?;
-/// let o = landmark_ssl_losses::map_overlap_mean(&maps, 1.0)?.to_scalar::<f32>()?;
-/// assert!((o - 0.5f32.sqrt()).abs() < 1e-6);
+/// // Two 1x2 maps: one with its mass on the first pixel, one flat (its point at x = 0.5).
+/// let maps = Tensor::new(&[[[[0f32, -80.]], [[0., 0.]]]], &dev)?;
+/// let o = landmark_ssl_losses::map_overlap_mean(&maps, 1.0, 1.0)?.to_scalar::<f32>()?;
+/// // Map 0 near point 1: exp(-1/8); map 1 near point 0: (1 + exp(-1/2)) / 2.
+/// let want = ((-0.125f32).exp() + (1.0 + (-0.5f32).exp()) / 2.0) / 2.0;
+/// assert!((o - want).abs() < 1e-6);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn map_overlap_mean(maps: &Tensor, beta: f64) -> Result<Tensor> {
-    let overlap = map_overlap(maps, beta)?;
+pub fn map_overlap_mean(maps: &Tensor, beta: f64, sigma: f64) -> Result<Tensor> {
+    let overlap = map_overlap(maps, beta, sigma)?;
     let (b, k, _) = overlap.dims3()?;
     if k < 2 || b == 0 {
         return Ok(Tensor::zeros((), maps.dtype(), maps.device())?);
     }
-    // Each unordered pair twice, and the K diagonal entries are 1.
     let pairs = (k * (k - 1)) as f64;
-    let per_image = overlap
-        .sum(D::Minus1)?
-        .sum(D::Minus1)?
-        .affine(1.0 / pairs, -(k as f64) / pairs)?;
+    let diagonal = overlap.broadcast_mul(&Tensor::eye(k, maps.dtype(), maps.device())?)?;
+    let per_image = (overlap.sum(D::Minus1)?.sum(D::Minus1)?
+        - diagonal.sum(D::Minus1)?.sum(D::Minus1)?)?
+    .affine(1.0 / pairs, 0.0)?;
     Ok(per_image.mean_all()?)
 }

@@ -37,8 +37,8 @@ pub struct ObjectiveWeights {
     /// Weight of the maps' spread ([`crate::map_spread_mean`], squared pixels). Not in the
     /// paper: 0 (off) in every preset.
     pub spread: f64,
-    /// Weight of the maps' overlap ([`crate::map_overlap_mean`], in [0, 1]). Not in the
-    /// paper: 0 (off) in every preset.
+    /// Weight of the maps' overlap ([`crate::map_overlap_mean`]: a map's mass near another
+    /// map's point, in [0, 1]). Not in the paper: 0 (off) in every preset.
     pub overlap: f64,
 }
 

@@ -276,13 +276,18 @@ pub struct CostConfig {
     /// also accepts maps spread over the background, whose points follow the figures from
     /// afar (docs/experiments/shapes.md). Models without soft-argmax maps ignore it.
     pub map_spread: f64,
-    /// The weight of the cost on soft-argmax maps of an image that share their mass
-    /// ([`landmark_ssl_losses::map_overlap_mean`]: the Bhattacharyya coefficient of each two
-    /// maps' softmaxes, in [0, 1]; 0 = off), on every image of a step from the join, as
-    /// `map_spread`. Without landmark labels nothing else stops a map from spreading over a
-    /// figure that another map already holds (docs/experiments/shapes.md). Models without
-    /// soft-argmax maps ignore it.
+    /// The weight of the cost on soft-argmax maps of an image that share their places
+    /// ([`landmark_ssl_losses::map_overlap_mean`]: the mass of each map within
+    /// `map_overlap_sigma` pixels of another map's point, in [0, 1]; 0 = off), on every image
+    /// of a step from the join, as `map_spread`. Without landmark labels nothing else stops
+    /// a map from spreading over a figure that another map already holds
+    /// (docs/experiments/shapes.md). Models without soft-argmax maps ignore it.
     pub map_overlap: f64,
+    /// The width in pixels of the window around each point in which `map_overlap` counts
+    /// the other maps' mass (a Gaussian's sigma; > 0). It should cover the other point's
+    /// figure and its rim, or a map escapes the cost by circling that figure: on Shapes 5 px
+    /// left such rings and 10 px did not (docs/experiments/shapes.md).
+    pub map_overlap_sigma: f64,
 }
 
 impl Default for CostConfig {
@@ -302,6 +307,7 @@ impl Default for CostConfig {
             map_logit_bound: 30.0,
             map_spread: 0.0,
             map_overlap: 0.0,
+            map_overlap_sigma: 10.0,
         }
     }
 }

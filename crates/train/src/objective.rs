@@ -109,7 +109,11 @@ pub fn step_terms<R: Rng + ?Sized>(
     }
     if costs.map_overlap > 0.0 && model.landmark_kind() == LandmarkKind::SoftArgmax {
         if let (Some(maps), Some(beta)) = (&out.maps, model.config().beta()) {
-            st.terms.map_overlap = Some(losses::map_overlap_mean(maps, beta)?);
+            st.terms.map_overlap = Some(losses::map_overlap_mean(
+                maps,
+                beta,
+                costs.map_overlap_sigma,
+            )?);
         }
     }
     if costs.elt {

@@ -174,10 +174,25 @@ fn the_costs_on_the_maps_shape_are_checked() {
             &["costs.map_overlap"],
         );
     }
-    let cfg = ExperimentConfig::from_toml_str("[costs]\nmap_spread = 0.001\nmap_overlap = 1.0\n")
-        .unwrap();
+    for v in ["0", "-1", "nan", "inf"] {
+        assert_refused(
+            &format!("[costs]\nmap_overlap_sigma = {v}\n"),
+            &["costs.map_overlap_sigma"],
+        );
+    }
+    let cfg = ExperimentConfig::from_toml_str(
+        "[costs]\nmap_spread = 0.001\nmap_overlap = 1.0\nmap_overlap_sigma = 3.0\n",
+    )
+    .unwrap();
     cfg.validate().unwrap();
-    assert_eq!((cfg.costs.map_spread, cfg.costs.map_overlap), (0.001, 1.0));
+    assert_eq!(
+        (
+            cfg.costs.map_spread,
+            cfg.costs.map_overlap,
+            cfg.costs.map_overlap_sigma
+        ),
+        (0.001, 1.0, 3.0)
+    );
 }
 
 /// The shipped experiment files (and the smallest one) still pass every check.

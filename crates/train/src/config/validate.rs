@@ -270,6 +270,13 @@ impl ExperimentConfig {
                 return invalid(field, format!("{v} is not a non-negative number"));
             }
         }
+        let sigma = self.costs.map_overlap_sigma;
+        if !(sigma.is_finite() && sigma > 0.0) {
+            return invalid(
+                "costs.map_overlap_sigma",
+                format!("{sigma} is not a positive number of pixels"),
+            );
+        }
         for (head, &w) in &self.costs.attribute_weights {
             if !(w.is_finite() && w >= 0.0) {
                 return invalid(
