@@ -129,7 +129,7 @@ pub fn render_page(input: &PageInput) -> String {
     table(&mut md, &all, |r, c, paper| match st.get(&(r, c)) {
         Some(s) => {
             let std = s.std.map_or(String::new(), |d| format!(" ± {d:.2}"));
-            format!("{:.2}{std} ({}) / {paper:.2}", s.mean, s.seeds)
+            format!("{:.2}{std} ({}) / {paper:.2}", s.mean, s.seeds())
         }
         None => format!("- / {paper:.2}"),
     });
@@ -154,8 +154,8 @@ pub fn render_page(input: &PageInput) -> String {
                 pct(FRACTIONS[c]),
                 s.mean,
                 difference(s.mean, paper),
-                s.seeds,
-                if s.seeds == 1 { "" } else { "s" }
+                s.seeds(),
+                if s.seeds() == 1 { "" } else { "s" }
             );
         }
     }
@@ -222,7 +222,7 @@ fn yes_no(ok: bool) -> &'static str {
 fn checks(md: &mut String, st: &BTreeMap<(usize, usize), CellStats>) {
     md.push_str("## Checks\n\n");
     let cells: usize = ROWS.iter().map(|r| r.paper.len()).sum();
-    let full = st.values().filter(|s| s.seeds >= MIN_SEEDS).count();
+    let full = st.values().filter(|s| s.seeds() >= MIN_SEEDS).count();
     let _ = writeln!(
         md,
         "- Cells with at least {MIN_SEEDS} seeds: {full} of {cells}: {}.",

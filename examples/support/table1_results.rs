@@ -339,8 +339,8 @@ pub fn recipe_fingerprint(experiment: &serde_json::Value) -> String {
 
 /// Settings that do not change what a run computes, or that are at the value that means
 /// what configs without them meant: the device, the limits, `data.crop = "auto"`, no
-/// `data.category`, no weight average, no relative clipping, no spread or overlap cost (nor its window). Runs recorded
-/// before these settings existed keep their fingerprints.
+/// `data.category`, no weight average, no relative clipping, no spread or overlap cost (nor
+/// the overlap's window). Runs recorded before these settings existed keep their fingerprints.
 fn remove_unchanging(e: &mut serde_json::Value) {
     remove_path(e, &["device"]);
     remove_path(e, &["limits"]);
@@ -381,13 +381,19 @@ pub fn mean_std(values: &[f64]) -> Option<(f64, Option<f64>)> {
 /// One cell's statistics over its seeds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CellStats {
-    pub seeds: usize,
     /// Each seed's test error in pixels.
     pub by_seed: BTreeMap<u64, f64>,
     pub mean: f64,
     pub std: Option<f64>,
     /// Mean class accuracy (0-1) over the seeds that report one.
     pub accuracy: Option<f64>,
+}
+
+impl CellStats {
+    /// The number of seeds measured.
+    pub fn seeds(&self) -> usize {
+        self.by_seed.len()
+    }
 }
 
 /// The statistics of `row` at `fraction` over `records`; a seed recorded twice counts once
@@ -403,7 +409,6 @@ pub fn cell_stats(records: &[RunRecord], row: &Row, fraction: f64) -> Option<Cel
     let (mean, std) = mean_std(&errors)?;
     let acc: Vec<f64> = by_seed.values().filter_map(|r| r.class_accuracy).collect();
     Some(CellStats {
-        seeds: errors.len(),
         by_seed: by_seed
             .iter()
             .map(|(&seed, r)| (seed, r.test_error_px))
@@ -542,7 +547,8 @@ pub mod tests {
         // A seed recorded again counts once, with its last record.
         records.push(record("seqmt-L", 0.05, 1, 4.0));
         let c = cell_stats(&records, Row::by_id("seqmt-L").unwrap(), 0.05).unwrap();
-        assert_eq!((c.seeds, c.mean), (2, 3.5));
+        assert_eq!((c.seeds(), c.mean), (2, 3.5));
+        assert_eq!(c.by_seed, BTreeMap::from([(0, 3.0), (1, 4.0)]));
         assert!((c.std.unwrap() - 0.5f64.sqrt()).abs() < 1e-12);
         assert_eq!(c.accuracy, None);
         assert!(cell_stats(&records, Row::by_id("seqmt-L+A").unwrap(), 0.05).is_none());
