@@ -121,6 +121,14 @@ pub struct HeadConfig {
     /// Dropout probability after each hidden layer, in training only (0 <= p < 1).
     #[serde(default)]
     pub dropout: f64,
+    /// Start the output layer's weights and bias at 0 (false: candle-nn's random
+    /// initialisation). The head then outputs 0 for every image (uniform class
+    /// probabilities) and sends no gradient into the network until its own weights have
+    /// learned from the features: a randomly initialised head on a deep trunk starts with
+    /// logits of standard deviation 3-6, whose first steps drive the trunk's units dead
+    /// before the class is found (docs/experiments/commmt-heatmapmt.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub zero_init_output: bool,
 }
 
 impl HeadConfig {
@@ -131,6 +139,7 @@ impl HeadConfig {
             kind: HeadKind::Class { n },
             hidden: hidden.to_vec(),
             dropout,
+            zero_init_output: false,
         }
     }
 
@@ -141,6 +150,7 @@ impl HeadConfig {
             kind: HeadKind::Real { n },
             hidden: hidden.to_vec(),
             dropout,
+            zero_init_output: false,
         }
     }
 }

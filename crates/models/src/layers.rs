@@ -159,19 +159,24 @@ pub struct MlpHead {
 }
 
 impl MlpHead {
-    /// Creates the head's weights under `vb` (`fc{i}.weight` (out, in), `fc{i}.bias` (out)).
+    /// Creates the head's weights under `vb` (`fc{i}.weight` (out, in), `fc{i}.bias` (out));
+    /// the output layer's are zeros when `cfg.zero_init_output`.
     pub fn new(in_dim: usize, cfg: &HeadConfig, vb: VarBuilder) -> Result<Self> {
-        let widths = cfg
-            .hidden
-            .iter()
-            .copied()
-            .chain(std::iter::once(cfg.kind.outputs()));
         let mut layers = Vec::new();
         let mut d = in_dim;
-        for (i, out) in widths.enumerate() {
+        for (i, &out) in cfg.hidden.iter().enumerate() {
             layers.push(candle_nn::linear(d, out, vb.pp(format!("fc{i}")))?);
             d = out;
         }
+        let (n, vb_out) = (cfg.kind.outputs(), vb.pp(format!("fc{}", cfg.hidden.len())));
+        layers.push(if cfg.zero_init_output {
+            let zero = candle_nn::Init::Const(0.0);
+            let w = vb_out.get_with_hints((n, d), "weight", zero)?;
+            let b = vb_out.get_with_hints(n, "bias", zero)?;
+            Linear::new(w, Some(b))
+        } else {
+            candle_nn::linear(d, n, vb_out)?
+        });
         let dropout = (cfg.dropout > 0.0).then(|| Dropout::new(cfg.dropout as f32));
         Ok(Self { layers, dropout })
     }

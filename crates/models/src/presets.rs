@@ -42,6 +42,11 @@
 //! with raw pixels the heads' first logits are large (cross-entropy ~23 on Blocks at
 //! initialisation) and their gradient can switch off the landmark maps' last ReLU, after
 //! which the maps never recover. Comm-MT regresses in `unit` scale too.
+//!
+//! The `commmt-*` and `heatmapmt-*` heads start with a zero output layer
+//! ([`HeadConfig::zero_init_output`]): with a random one their first logits are large, and
+//! on Blocks the first steps switched the trunk's units off and left the class at chance
+//! (docs/experiments/commmt-heatmapmt.md).
 
 use crate::config::{
     CommMtConfig, ConvSpec, CoordScale, HeadConfig, HeatmapMtConfig, InputSize, LandmarkKind,
@@ -184,6 +189,7 @@ fn comm_mt(d: DataSpec) -> ModelConfig {
         .map(|h| HeadConfig {
             hidden: vec![],
             dropout: 0.0,
+            zero_init_output: true,
             ..h
         })
         .collect();
@@ -214,7 +220,14 @@ fn heatmap_mt(d: DataSpec, kind: LandmarkKind) -> ModelConfig {
         beta: d.beta,
         convs: d.convs,
         branch,
-        heads: d.heads,
+        heads: d
+            .heads
+            .into_iter()
+            .map(|h| HeadConfig {
+                zero_init_output: true,
+                ..h
+            })
+            .collect(),
         landmark_kind: kind,
         readout: Readout::HardArgmax,
         // Linear: a ReLU before the per-pixel softmax kills maps (see the module docs).

@@ -566,3 +566,39 @@ fn param_count_counts_every_scalar() {
     assert_eq!(param_count(&vm), by_hand);
     assert_eq!(config_param_count(&cfg).unwrap(), by_hand);
 }
+
+#[test]
+fn zero_init_output_heads_start_uniform_and_still_learn() {
+    // A head with `zero_init_output` gives 0 for every image (uniform class probabilities)
+    // and sends no gradient into the trunk at the first step; its own output layer gets
+    // one (from the features), so it can start learning.
+    let mut cfg = tiny_comm();
+    if let ModelConfig::CommMt(c) = &mut cfg {
+        c.heads[0].zero_init_output = true;
+    }
+    let (m, vm) = build(&cfg);
+    let out = m.forward_t(&images(&cfg, 3), false).unwrap();
+    let logits = &out.attributes["c"];
+    assert_eq!(logits.dims(), &[3, 4]);
+    assert_eq!(max_diff(logits, &logits.zeros_like().unwrap()), 0.0);
+    let target = Tensor::new(&[0u32, 1, 2], &Device::Cpu).unwrap();
+    let loss = candle_nn::loss::cross_entropy(logits, &target).unwrap();
+    assert!((loss.to_scalar::<f32>().unwrap() - 4f32.ln()).abs() < 1e-6);
+    let grads = loss.backward().unwrap();
+    let data = vm.data().lock().unwrap();
+    let grad_norm = |name: &str| {
+        let g = grads.get(data[name].as_tensor()).unwrap();
+        g.sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    assert!(grad_norm("heads.c.fc0.weight") > 0.0);
+    assert!(grad_norm("heads.c.fc0.bias") > 0.0);
+    assert_eq!(grad_norm("shared.fc0.weight"), 0.0);
+    // The field is left out of the JSON when off, so older configs read and print as before.
+    let plain = serde_json::to_string(&HeadConfig::class("c", 4, &[], 0.0)).unwrap();
+    assert!(!plain.contains("zero_init_output"), "{plain}");
+}

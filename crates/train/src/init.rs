@@ -22,7 +22,10 @@ pub(crate) fn vars_of(vm: &VarMap) -> Result<HashMap<String, Var>> {
 
 /// Redraws every variable from a seeded generator with candle-nn's default distributions
 /// (weights: Kaiming normal, std sqrt(2 / fan_in); biases: uniform in +-1/sqrt(fan_in) of
-/// their layer's weight), because candle's CPU generator cannot be seeded.
+/// their layer's weight), because candle's CPU generator cannot be seeded. A variable the
+/// model built as all zeros (an output layer with
+/// [`zero_init_output`](landmark_ssl_models::HeadConfig::zero_init_output)) is a choice,
+/// not a draw, and stays zero; the others' draws do not depend on it.
 pub fn reinit_seeded(vm: &VarMap, seed: u64) -> Result<()> {
     let vars = vars_of(vm)?;
     let names: BTreeSet<&String> = vars.keys().collect();
@@ -33,6 +36,9 @@ pub fn reinit_seeded(vm: &VarMap, seed: u64) -> Result<()> {
     };
     for (i, name) in names.into_iter().enumerate() {
         let var = &vars[name];
+        if is_all_zero(var)? {
+            continue;
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, PURPOSE_INIT, i as u64, 0));
         let n = var.elem_count();
         let dims = var.dims().to_vec();
@@ -60,4 +66,60 @@ pub fn reinit_seeded(vm: &VarMap, seed: u64) -> Result<()> {
         var.set(&t)?;
     }
     Ok(())
+}
+
+/// Whether every element of `var` is exactly 0 (false for an empty variable).
+fn is_all_zero(var: &Var) -> Result<bool> {
+    if var.elem_count() == 0 {
+        return Ok(false);
+    }
+    let largest = var.as_tensor().abs()?.flatten_all()?.max(0)?;
+    Ok(largest
+        .to_dtype(candle_core::DType::F64)?
+        .to_scalar::<f64>()?
+        == 0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use candle_nn::{Init, VarBuilder};
+
+    /// A VarMap with `a.weight` (random) and `b.weight`, built as `b_init`.
+    fn two_layers(b_init: Init) -> VarMap {
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        vb.get_with_hints((3, 4), "a.weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)
+            .unwrap();
+        vb.get_with_hints((2, 3), "b.weight", b_init).unwrap();
+        vm
+    }
+
+    fn values(vm: &VarMap, name: &str) -> Vec<f32> {
+        let data = vm.data().lock().unwrap();
+        data[name]
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
+    #[test]
+    fn zero_variables_stay_zero_and_the_others_draw_as_before() {
+        let zeroed = two_layers(Init::Const(0.0));
+        let drawn = two_layers(candle_nn::init::DEFAULT_KAIMING_NORMAL);
+        reinit_seeded(&zeroed, 7).unwrap();
+        reinit_seeded(&drawn, 7).unwrap();
+        assert!(values(&zeroed, "b.weight").iter().all(|&v| v == 0.0));
+        assert!(values(&drawn, "b.weight").iter().any(|&v| v != 0.0));
+        assert_eq!(values(&zeroed, "a.weight"), values(&drawn, "a.weight"));
+        // Seeded: the same seed gives the same draw, another seed another.
+        let again = two_layers(Init::Const(0.0));
+        reinit_seeded(&again, 7).unwrap();
+        assert_eq!(values(&again, "a.weight"), values(&zeroed, "a.weight"));
+        reinit_seeded(&again, 8).unwrap();
+        assert_ne!(values(&again, "a.weight"), values(&zeroed, "a.weight"));
+    }
 }
