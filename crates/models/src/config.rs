@@ -124,9 +124,9 @@ pub struct HeadConfig {
     /// Start the output layer's weights and bias at 0 (false: candle-nn's random
     /// initialisation). The head then outputs 0 for every image (uniform class
     /// probabilities) and sends no gradient into the network until its own weights have
-    /// learned from the features: a randomly initialised head on a deep trunk starts with
-    /// logits of standard deviation 3-6, whose first steps drive the trunk's units dead
-    /// before the class is found (docs/experiments/commmt-heatmapmt.md).
+    /// learned from the features. A randomly initialised head on a deep trunk starts with
+    /// large logits (standard deviation up to 5 on Blocks), whose first steps can drive the
+    /// trunk's units dead before the class is found (docs/experiments/commmt-heatmapmt.md).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub zero_init_output: bool,
 }
