@@ -12,7 +12,8 @@
 //! so the defaults add what puts the points on the shapes (docs/experiments/shapes.md):
 //! three 9x9 convs instead of the preset's six (a 25 px receptive field), and after 10
 //! epochs of the class alone, ELT (rotations up to 45 degrees) with a cost on each map's
-//! spread and one on each map's mass near the other's point, for 10 more epochs. The
+//! spread and one on the less concentrated map's mass near the other's point, for 10 more
+//! epochs. The
 //! paper's own setting is `--costs A --convs 6 --spread 0 --overlap 0 --epochs 12`.
 //!
 //! The example reports the test accuracy (paper: 99%) and how close the two learned

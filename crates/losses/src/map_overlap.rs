@@ -9,7 +9,8 @@
 //!
 //! [`map_overlap`] measures how much of each map's mass lies near each other map's point
 //! (within a Gaussian window of `sigma` pixels) and [`map_overlap_mean`] is the cost that
-//! asks each map to leave the other points' places to them. Its gradient moves a map's mass
+//! asks, of each pair of maps, the less concentrated one to leave the other's place to it.
+//! Its gradient moves a map's mass
 //! off the other landmark's figure, to first order, even when the map is split evenly
 //! between two figures: a cost that is symmetric in the two parts of such a map (its spread,
 //! its entropy) has no gradient there. A map whose mass is several `sigma` away from the
@@ -61,13 +62,24 @@ pub fn map_overlap(maps: &Tensor, beta: f64, sigma: f64) -> Result<Tensor> {
     Ok(p.matmul(&window.transpose(1, 2)?.contiguous()?)?)
 }
 
-/// The cost on maps that share their places: the mean of [`map_overlap`] over images and
-/// over the ordered pairs `k != j` of an image's maps, in [0, 1], unweighted.
+/// The cost on maps that share their places: for each pair of an image's maps, the
+/// overlap ([`map_overlap`]) of the map that yields with the other's point, averaged over
+/// pairs and images, in [0, 1], unweighted. Of two maps the one that yields is the less
+/// concentrated: the one with less of its mass near its own point (the diagonal of
+/// [`map_overlap`], held fixed); on a tie each yields half.
+///
+/// A cost symmetric in the two maps of a pair (the mean of both directions) asks two maps
+/// that peak on the same place to lower that place in both, and when they are copies of one
+/// another (the same features, the same weights) its gradient keeps them copies: both
+/// flatten together, as on Shapes seed 6 (docs/experiments/shapes.md). Asking only the less
+/// concentrated one to move breaks the tie and leaves the other its peak. A map spread
+/// between two figures, beside one that peaks on the first, is the less concentrated, so
+/// it still moves off that figure.
 ///
 /// * `maps`: (B, K, H, W), float; `beta`: finite, > 0; `sigma`: finite, > 0, in pixels.
 ///
-/// Returns a scalar; 0 when K < 2 or B = 0 (no pairs). Its gradient lowers each map near
-/// the other maps' points.
+/// Returns a scalar; 0 when K < 2 or B = 0 (no pairs). Its gradient lowers each yielding map
+/// near the other map's point.
 ///
 /// ```
 /// # use candle_core::{Device, Tensor};
@@ -75,8 +87,9 @@ pub fn map_overlap(maps: &Tensor, beta: f64, sigma: f64) -> Result<Tensor> {
 /// // Two 1x2 maps: one with its mass on the first pixel, one flat (its point at x = 0.5).
 /// let maps = Tensor::new(&[[[[0f32, -80.]], [[0., 0.]]]], &dev)?;
 /// let o = landmark_ssl_losses::map_overlap_mean(&maps, 1.0, 1.0)?.to_scalar::<f32>()?;
-/// // Map 0 near point 1: exp(-1/8); map 1 near point 0: (1 + exp(-1/2)) / 2.
-/// let want = ((-0.125f32).exp() + (1.0 + (-0.5f32).exp()) / 2.0) / 2.0;
+/// // Near its own point: map 0 all its mass (1), map 1 exp(-1/8). Map 1 yields: its mass
+/// // near point 0 is (1 + exp(-1/2)) / 2.
+/// let want = (1.0 + (-0.5f32).exp()) / 2.0;
 /// assert!((o - want).abs() < 1e-6);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -86,10 +99,18 @@ pub fn map_overlap_mean(maps: &Tensor, beta: f64, sigma: f64) -> Result<Tensor> 
     if k < 2 || b == 0 {
         return Ok(Tensor::zeros((), maps.dtype(), maps.device())?);
     }
-    let pairs = (k * (k - 1)) as f64;
-    let diagonal = overlap.broadcast_mul(&Tensor::eye(k, maps.dtype(), maps.device())?)?;
-    let per_image = (overlap.sum(D::Minus1)?.sum(D::Minus1)?
-        - diagonal.sum(D::Minus1)?.sum(D::Minus1)?)?
-    .affine(1.0 / pairs, 0.0)?;
+    let eye = Tensor::eye(k, maps.dtype(), maps.device())?;
+    // Each map's mass near its own point: (B, K), held fixed.
+    let own = overlap.detach().broadcast_mul(&eye)?.sum(D::Minus1)?;
+    let (own_k, own_j) = (own.unsqueeze(2)?, own.unsqueeze(1)?);
+    // yields[b, k, j]: 1 when map k is less concentrated than map j, 1/2 on a tie.
+    let less = own_k.broadcast_lt(&own_j)?.to_dtype(maps.dtype())?;
+    let tie = own_k.broadcast_eq(&own_j)?.to_dtype(maps.dtype())?;
+    let yields = ((less + tie.affine(0.5, 0.0)?)?.broadcast_mul(&eye.affine(-1.0, 1.0)?))?;
+    let pairs = (k * (k - 1) / 2) as f64;
+    let per_image = (overlap * yields)?
+        .sum(D::Minus1)?
+        .sum(D::Minus1)?
+        .affine(1.0 / pairs, 0.0)?;
     Ok(per_image.mean_all()?)
 }

@@ -37,8 +37,9 @@ pub struct ObjectiveWeights {
     /// Weight of the maps' spread ([`crate::map_spread_mean`], squared pixels). Not in the
     /// paper: 0 (off) in every preset.
     pub spread: f64,
-    /// Weight of the maps' overlap ([`crate::map_overlap_mean`]: a map's mass near another
-    /// map's point, in [0, 1]). Not in the paper: 0 (off) in every preset.
+    /// Weight of the maps' overlap ([`crate::map_overlap_mean`]: of each pair of maps, the
+    /// less concentrated one's mass near the other's point, in [0, 1]). Not in the paper:
+    /// 0 (off) in every preset.
     pub overlap: f64,
 }
 

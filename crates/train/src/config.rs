@@ -277,8 +277,9 @@ pub struct CostConfig {
     /// afar (docs/experiments/shapes.md). Models without soft-argmax maps ignore it.
     pub map_spread: f64,
     /// The weight of the cost on soft-argmax maps of an image that share their places
-    /// ([`landmark_ssl_losses::map_overlap_mean`]: the mass of each map within
-    /// `map_overlap_sigma` pixels of another map's point, in [0, 1]; 0 = off), on every image
+    /// ([`landmark_ssl_losses::map_overlap_mean`]: of each pair of maps, the mass of the
+    /// less concentrated one within `map_overlap_sigma` pixels of the other's point, in
+    /// [0, 1]; 0 = off), on every image
     /// of a step from the join, as `map_spread`. Without landmark labels nothing else stops
     /// a map from spreading over a figure that another map already holds
     /// (docs/experiments/shapes.md). Models without soft-argmax maps ignore it.
