@@ -10,10 +10,9 @@
 //! [`map_overlap`] measures how much of each map's mass lies near each other map's point
 //! (within a Gaussian window of `sigma` pixels) and [`map_overlap_mean`] is the cost that
 //! asks, of each pair of maps, the less concentrated one to leave the other's place to it.
-//! Its gradient moves a map's mass
-//! off the other landmark's figure, to first order, even when the map is split evenly
-//! between two figures: a cost that is symmetric in the two parts of such a map (its spread,
-//! its entropy) has no gradient there. A map whose mass is several `sigma` away from the
+//! Its gradient moves a map's mass off the other landmark's figure, to first order, even
+//! when the map is split evenly between two figures: a cost that is symmetric in the two
+//! parts of such a map (its spread, its entropy) has no gradient there. A map whose mass is several `sigma` away from the
 //! other points costs next to nothing, however close its own point is to them. The window
 //! should cover the other point's whole figure: a narrower one leaves the map a ring
 //! around that figure, out of the window and still split (docs/experiments/shapes.md).
