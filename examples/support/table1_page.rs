@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::table1_grid::{Row, FRACTIONS, ROWS};
-use crate::table1_results::{cell_stats, CellStats, RunRecord};
+use crate::table1_results::{cell_stats, mean_std, CellStats, RunRecord};
 
 pub const NOTES_START: &str = "<!-- notes -->";
 pub const NOTES_END: &str = "<!-- /notes -->";
@@ -164,6 +164,7 @@ pub fn render_page(input: &PageInput) -> String {
     }
     md.push('\n');
     checks(&mut md, &st);
+    paired(&mut md, &st);
     md.push_str("## Class accuracy (%), rows with A\n\n");
     let with_a: Vec<usize> = all
         .iter()
@@ -193,6 +194,16 @@ pub fn render_page(input: &PageInput) -> String {
             counts(input.records.iter().map(|r| r.revision.as_str())),
             counts(input.records.iter().map(|r| r.recipe.as_str())),
             input.results_name
+        );
+        let last = input
+            .records
+            .iter()
+            .filter(|r| r.best_epoch == r.epochs)
+            .count();
+        let _ = writeln!(
+            md,
+            "\nIn {last} of the {n} runs the best validation epoch is the last one: the \
+             validation error was still falling when the schedule ended."
         );
     }
     if input.stale > 0 {
@@ -251,16 +262,10 @@ fn checks(md: &mut String, st: &BTreeMap<(usize, usize), CellStats>) {
     for (c, f) in FRACTIONS.iter().enumerate() {
         let rows: Vec<usize> = (0..4).filter(|&r| ROWS[r].paper_in(c).is_some()).collect();
         let cells: Vec<&CellStats> = rows.iter().filter_map(|&r| st.get(&(r, c))).collect();
-        // The rows are compared on the seeds they all have, so that a row measured on
-        // more (or other) seeds is not above or below the others by its seeds alone.
-        let shared: Vec<u64> = match cells.split_first() {
-            Some((first, rest)) if cells.len() == rows.len() => first
-                .by_seed
-                .keys()
-                .filter(|seed| rest.iter().all(|s| s.by_seed.contains_key(seed)))
-                .copied()
-                .collect(),
-            _ => Vec::new(),
+        let shared = if cells.len() == rows.len() {
+            shared_seeds(&cells)
+        } else {
+            Vec::new()
         };
         parts.push(if shared.len() < MIN_SEEDS {
             format!("{} incomplete", pct(*f))
@@ -287,6 +292,78 @@ fn checks(md: &mut String, st: &BTreeMap<(usize, usize), CellStats>) {
          the seeds all its rows have (at least {MIN_SEEDS}): {}.\n",
         parts.join("; ")
     );
+}
+
+/// The seeds every one of `cells` has. Rows are compared on these, so that a row measured
+/// on more (or other) seeds is not above or below the others by its seeds alone.
+fn shared_seeds(cells: &[&CellStats]) -> Vec<u64> {
+    match cells.split_first() {
+        Some((first, rest)) => first
+            .by_seed
+            .keys()
+            .filter(|seed| rest.iter().all(|s| s.by_seed.contains_key(seed)))
+            .copied()
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// The Seq-MT rows' pairs compared seed by seed: (later row, earlier row), indices into
+/// [`ROWS`]; each added cost against the row without it, and the whole recipe against L.
+const PAIRS: [(usize, usize); 4] = [(1, 0), (2, 1), (3, 2), (3, 0)];
+
+/// Seq-MT's rows compared seed by seed: per column, each pair's difference over the seeds
+/// all the column's Seq-MT rows share, with how many of those seeds it is negative on. A
+/// seed shifts every row of a column alike (its labelled images and its data), so these
+/// differences say whether a row's place in the order is more than that shift.
+fn paired(md: &mut String, st: &BTreeMap<(usize, usize), CellStats>) {
+    let mut lines = Vec::new();
+    for (c, &f) in FRACTIONS.iter().enumerate() {
+        let rows: Vec<usize> = (0..4).filter(|&r| ROWS[r].paper_in(c).is_some()).collect();
+        let cells: Vec<&CellStats> = rows.iter().filter_map(|&r| st.get(&(r, c))).collect();
+        if cells.len() != rows.len() {
+            continue;
+        }
+        let shared = shared_seeds(&cells);
+        if shared.len() < 2 {
+            continue;
+        }
+        let mut line = format!("| {} | {} |", pct(f), shared.len());
+        for (a, b) in PAIRS {
+            let (Some(sa), Some(sb)) = (st.get(&(a, c)), st.get(&(b, c))) else {
+                line.push_str("  |");
+                continue;
+            };
+            let diffs: Vec<f64> = shared
+                .iter()
+                .map(|s| sa.by_seed[s] - sb.by_seed[s])
+                .collect();
+            let lower = diffs.iter().filter(|d| **d < 0.0).count();
+            let (mean, std) = mean_std(&diffs).unwrap_or((f64::NAN, None));
+            let std = std.map_or(String::new(), |d| format!(" ± {d:.2}"));
+            let _ = write!(line, " {mean:+.2}{std} ({lower} of {}) |", diffs.len());
+        }
+        lines.push(line);
+    }
+    md.push_str("## Seq-MT's rows, seed by seed\n\n");
+    if lines.is_empty() {
+        md.push_str("No column has every Seq-MT row on two shared seeds yet.\n\n");
+        return;
+    }
+    md.push_str(
+        "Difference in test error (px) between two Seq-MT rows on the same seeds: mean ± \
+         sample standard deviation over the seeds that all of the column's Seq-MT rows \
+         have, and on how many of them the first row is lower. A seed moves every row of a \
+         column alike (its labelled images and its data), so a row's place in the order is \
+         only as firm as these differences are.\n\n",
+    );
+    md.push_str("| column | seeds | L+A - L | L+ELT - L+A | L+ELT+A - L+ELT | L+ELT+A - L |\n");
+    md.push_str("|---|---|---|---|---|---|\n");
+    for line in lines {
+        md.push_str(&line);
+        md.push('\n');
+    }
+    md.push('\n');
 }
 
 fn escape(text: &str) -> String {
@@ -545,6 +622,50 @@ mod tests {
         );
         assert!(md.contains("yes at 20%"), "{md}");
         assert!(md.contains("5% incomplete"), "{md}");
+    }
+
+    #[test]
+    fn seq_mt_rows_are_compared_seed_by_seed() {
+        let mut records = vec![];
+        for (row, at_10) in [
+            ("seqmt-L", [3.0, 4.0, 5.0]),
+            ("seqmt-L+A", [2.9, 3.8, 5.1]),
+            ("seqmt-L+ELT", [2.0, 3.0, 4.0]),
+            ("seqmt-L+ELT+A", [1.9, 3.1, 3.9]),
+        ] {
+            for (seed, error) in at_10.into_iter().enumerate() {
+                records.push(record(row, 0.1, seed as u64, error));
+            }
+        }
+        // At 100% only L and L+A; a seed only one row has is left out.
+        for (row, at_100) in [("seqmt-L", [1.0, 1.2, 7.0]), ("seqmt-L+A", [0.8, 1.3, 0.0])] {
+            for (seed, error) in at_100.into_iter().enumerate().take(2) {
+                records.push(record(row, 1.0, seed as u64, error));
+            }
+            if row == "seqmt-L" {
+                records.push(record(row, 1.0, 2, at_100[2]));
+            }
+        }
+        // One seed in a column: no line.
+        records.push(record("seqmt-L", 0.2, 0, 1.0));
+        let mut last = record("seqmt-L", 0.5, 0, 1.0);
+        last.best_epoch = last.epochs;
+        records.push(last);
+        let md = render_page(&input(&records, None));
+        let section = &md[md.find("## Seq-MT's rows").unwrap()..md.find("## Class").unwrap()];
+        assert!(
+            section.contains(
+                "| 10% | 3 | -0.07 ± 0.15 (2 of 3) | -0.93 ± 0.15 (3 of 3) | \
+                 -0.03 ± 0.12 (2 of 3) | -1.03 ± 0.12 (3 of 3) |"
+            ),
+            "{section}"
+        );
+        assert!(
+            section.contains("| 100% | 2 | -0.05 ± 0.21 (1 of 2) |  |  |  |"),
+            "{section}"
+        );
+        assert!(!section.contains("| 20% |"), "{section}");
+        assert!(md.contains("In 1 of the 19 runs the best validation epoch is the last one"));
     }
 
     #[test]
