@@ -121,7 +121,7 @@ fn run_spec(args: &Args, run: &PlannedRun) -> Result<RunSpec> {
     let mut cfg = ExperimentConfig::default();
     cfg.model.preset = row.preset.into();
     cfg.costs.set_from_label(row.costs)?;
-    cfg.schedule.adam.lr = row.lr;
+    cfg.schedule.attribute_lr_scale = row.attribute_lr_scale;
     cfg.labels.landmark_fraction = fraction;
     cfg.seed = seed;
     cfg.device = args.device;

@@ -74,6 +74,12 @@ pub use presets::{preset, PRESET_NAMES, SEQMT_MAP_NEGATIVE_SLOPE};
 pub use rcn::Rcn;
 pub use seq_mt::SeqMt;
 
+/// Name prefixes (in a model's `VarMap`) of the variables that only the attribute costs
+/// train: every family's attribute heads (`heads.`) and Heatmap-MT's branch from the maps to
+/// them (`branch.`). The landmark cost sends them no gradient; a trainer may give them a rate
+/// of their own.
+pub const ATTRIBUTE_PATH_PREFIXES: [&str; 2] = ["heads.", "branch."];
+
 /// What every model returns.
 #[derive(Debug, Clone)]
 pub struct ModelOutput {

@@ -312,6 +312,74 @@ fn gradients_reach_every_weight() {
     }
 }
 
+#[test]
+fn the_attribute_path_is_what_the_landmarks_do_not_reach() {
+    // Every family: the landmarks' gradient reaches exactly the variables outside
+    // `ATTRIBUTE_PATH_PREFIXES`, and the attributes' gradient reaches those inside.
+    // Linear maps and no dropout: no ReLU or dropped unit can zero a whole layer's gradient.
+    let mut seq = tiny_seq(vec![HeadConfig::class("c", 4, &[5], 0.0)]);
+    let mut comm = tiny_comm();
+    let mut heat = tiny_heat(LandmarkKind::SoftArgmax);
+    match (&mut seq, &mut comm, &mut heat) {
+        (ModelConfig::SeqMt(s), ModelConfig::CommMt(c), ModelConfig::HeatmapMt(h)) => {
+            s.map_negative_slope = 1.0;
+            c.dropout = 0.0;
+            h.map_negative_slope = 1.0;
+            for head in &mut h.heads {
+                head.dropout = 0.0;
+            }
+        }
+        _ => unreachable!("the tiny configs' families"),
+    }
+    for cfg in [seq, comm, heat, tiny_rcn(LandmarkKind::SoftArgmax)] {
+        let (m, vm) = build(&cfg);
+        let out = m.forward_t(&images(&cfg, 2), false).unwrap();
+        let from_landmarks = out
+            .landmarks
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let mut attr = out.landmarks.zeros_like().unwrap().sum_all().unwrap();
+        for t in out.attributes.values() {
+            attr = (attr + t.sqr().unwrap().sum_all().unwrap()).unwrap();
+        }
+        let from_attributes = attr.backward().unwrap();
+        let mut inside = 0;
+        for (name, v) in vm.data().lock().unwrap().iter() {
+            let in_path = ATTRIBUTE_PATH_PREFIXES.iter().any(|p| name.starts_with(p));
+            inside += usize::from(in_path);
+            let nonzero = |g: Option<&Tensor>| {
+                g.is_some_and(|g| {
+                    g.abs()
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap()
+                        > 0.0
+                })
+            };
+            assert_eq!(
+                nonzero(from_landmarks.get(v.as_tensor())),
+                !in_path,
+                "{}: {name}",
+                cfg.family()
+            );
+            if in_path {
+                assert!(
+                    from_attributes.get(v.as_tensor()).is_some(),
+                    "{}: {name}",
+                    cfg.family()
+                );
+            }
+        }
+        assert!(inside > 0, "{}: no attribute path", cfg.family());
+    }
+}
+
 /// A two-conv model with fixed weights whose last conv's bias (-100) makes its output
 /// negative at every pixel: the same weights whatever the last activation.
 fn with_negative_last_conv(cfg: &ModelConfig) -> (LandmarkModel, VarMap) {

@@ -67,6 +67,8 @@ struct Slot {
     var: Var,
     m: Var,
     v: Var,
+    /// This variable's rate as a multiple of the optimiser's ([`Adam::scale_rate`]).
+    rate_scale: f64,
 }
 
 /// Adam over named variables.
@@ -93,6 +95,7 @@ impl Adam {
                 var: var.clone(),
                 m: Var::from_tensor(&zeros)?,
                 v: Var::from_tensor(&zeros)?,
+                rate_scale: 1.0,
             });
         }
         Ok(Self {
@@ -110,6 +113,25 @@ impl Adam {
     /// Sets the learning rate (for schedules).
     pub fn set_learning_rate(&mut self, lr: f64) {
         self.config.lr = lr;
+    }
+
+    /// Multiplies the rate of the variables whose names start with `prefix` by `factor`
+    /// from the next step on (a group with a rate of its own, as PyTorch's parameter
+    /// groups); returns how many variables that is. The factor is part of the setup, not
+    /// of [`Adam::state`]. A factor that is not a positive finite number is refused.
+    pub fn scale_rate(&mut self, prefix: &str, factor: f64) -> Result<usize> {
+        if !(factor.is_finite() && factor > 0.0) {
+            return Err(Error::InvalidSetting {
+                field: format!("rate scale of `{prefix}*`"),
+                reason: format!("{factor} is not a positive number"),
+            });
+        }
+        let mut n = 0;
+        for slot in self.slots.iter_mut().filter(|s| s.name.starts_with(prefix)) {
+            slot.rate_scale *= factor;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Number of steps taken so far.
@@ -163,7 +185,7 @@ impl Adam {
             let m = ((slot.m.as_tensor() * c.beta1)? + (g * (1.0 - c.beta1))?)?;
             let v = ((slot.v.as_tensor() * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
             let denom = ((v.clone() / bias2)?.sqrt()? + c.eps)?;
-            let update = ((&m / denom)? * step_size)?;
+            let update = ((&m / denom)? * (step_size * slot.rate_scale))?;
             slot.var.set(&slot.var.as_tensor().sub(&update)?)?;
             slot.m.set(&m)?;
             slot.v.set(&v)?;
@@ -446,6 +468,57 @@ mod tests {
             w2.as_tensor().to_vec1::<f32>()?
         );
         assert_eq!(a2.steps(), 4);
+        Ok(())
+    }
+
+    /// A variable group with a scaled rate takes the same steps as an optimiser of that
+    /// rate; the others keep theirs.
+    #[test]
+    fn a_scaled_group_steps_at_its_own_rate() -> Result<()> {
+        let start = [1.0f32, -2.0];
+        let vars = |names: &[&str]| -> Result<HashMap<String, Var>> {
+            names
+                .iter()
+                .map(|n| Ok((n.to_string(), Var::new(&start, &Device::Cpu)?)))
+                .collect()
+        };
+        let loss = |vs: &HashMap<String, Var>| -> Result<GradStore> {
+            let mut total = Tensor::zeros((), DType::F32, &Device::Cpu)?;
+            for v in vs.values() {
+                total = (total + v.as_tensor().sqr()?.sum_all()?)?;
+            }
+            Ok(total.backward()?)
+        };
+        let cfg = AdamConfig {
+            lr: 0.1,
+            ..Default::default()
+        };
+        let both = vars(&["heads.c.w", "trunk.w"])?;
+        let mut opt = Adam::new(&both, cfg)?;
+        assert_eq!(opt.scale_rate("heads.", 0.3)?, 1);
+        let slow = vars(&["w"])?;
+        let mut slow_opt = Adam::new(&slow, AdamConfig { lr: 0.03, ..cfg })?;
+        let fast = vars(&["w"])?;
+        let mut fast_opt = Adam::new(&fast, cfg)?;
+        for _ in 0..3 {
+            opt.step(&loss(&both)?)?;
+            slow_opt.step(&loss(&slow)?)?;
+            fast_opt.step(&loss(&fast)?)?;
+        }
+        let values = |v: &Var| v.as_tensor().to_vec1::<f32>();
+        for (a, b) in [
+            (&both["heads.c.w"], &slow["w"]),
+            (&both["trunk.w"], &fast["w"]),
+        ] {
+            for (x, y) in values(a)?.iter().zip(values(b)?) {
+                approx::assert_abs_diff_eq!(*x, y, epsilon = 1e-6);
+            }
+        }
+        assert_ne!(values(&both["heads.c.w"])?, values(&both["trunk.w"])?);
+        for bad in [0.0, -1.0, f64::NAN] {
+            assert!(opt.scale_rate("heads.", bad).is_err());
+        }
+        assert_eq!(opt.scale_rate("nothing.", 2.0)?, 0);
         Ok(())
     }
 

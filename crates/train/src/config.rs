@@ -458,6 +458,14 @@ pub struct ScheduleConfig {
     /// ([`crate::average`]; docs/experiments/elt-join.md, "Averaged weights"). Its horizon
     /// is about `1 / (1 - decay)` steps, fewer in the first thousand steps.
     pub weight_average_decay: f64,
+    /// The learning rate of the attribute path (the variables only A trains:
+    /// [`landmark_ssl_models::ATTRIBUTE_PATH_PREFIXES`]) as a multiple of the schedule's,
+    /// in (0, 1]. A class head that starts on features that cannot yet predict its labels
+    /// is driven to a constant output at a rate that suits the landmark network: on Blocks,
+    /// Heatmap-MT's class branch stays at the uniform prediction at 1e-3 and learns at
+    /// 0.3 times that, while its landmarks need 1e-3 (docs/experiments/commmt-heatmapmt.md).
+    #[serde(skip_serializing_if = "is_one")]
+    pub attribute_lr_scale: f64,
     /// Cap on the steps of an epoch (0 = no cap), for quick runs and tests.
     pub max_steps_per_epoch: usize,
     /// Cap on the validation images evaluated each epoch (0 = all).
@@ -479,10 +487,17 @@ impl Default for ScheduleConfig {
             clip_grad_norm: 0.0,
             clip_grad_relative: 3.0,
             weight_average_decay: 0.99,
+            attribute_lr_scale: 1.0,
             max_steps_per_epoch: 0,
             max_valid_images: 0,
         }
     }
+}
+
+/// Whether a setting is at 1, its default: not written, so that configs written before
+/// the setting existed keep their serialised form.
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
 }
 
 /// A linear ramp over `ramp` epochs from the start of epoch `start`: the share of the ramp's

@@ -182,7 +182,12 @@ impl Trainer {
             VarBuilder::from_varmap(&varmap, DType::F32, &device),
         )?;
         reinit_seeded(&varmap, derive_seed(cfg.seed, PURPOSE_INIT, 0, 0))?;
-        let adam = Adam::new(&vars_of(&varmap)?, cfg.schedule.adam)?;
+        let mut adam = Adam::new(&vars_of(&varmap)?, cfg.schedule.adam)?;
+        if cfg.schedule.attribute_lr_scale != 1.0 {
+            for prefix in models::ATTRIBUTE_PATH_PREFIXES {
+                adam.scale_rate(prefix, cfg.schedule.attribute_lr_scale)?;
+            }
+        }
         let average = match cfg.schedule.weight_average_decay {
             d if d > 0.0 => Some(WeightAverage::new(&vars_of(&varmap)?, d)?),
             _ => None,

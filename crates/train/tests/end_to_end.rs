@@ -372,3 +372,52 @@ fn relative_clipping_resumes_exactly() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+/// `schedule.attribute_lr_scale` scales the step of the attribute heads alone. Adam's first
+/// step moves each weight by the rate times its gradient's sign, so after one step the
+/// heads' weights are `w0 + scale * d` for one `d` whatever the scale, and the map network
+/// takes the same step in every run.
+#[test]
+fn the_attribute_path_steps_at_its_own_rate() {
+    let one_step = |name: &str, scale: f64| {
+        let dir = fresh_dir(name);
+        let mut cfg = tiny_experiment(&dir, 1);
+        cfg.schedule.max_steps_per_epoch = 1;
+        cfg.schedule.weight_average_decay = 0.0;
+        cfg.schedule.attribute_lr_scale = scale;
+        if let Some(ModelConfig::SeqMt(m)) = &mut cfg.model.config {
+            m.heads[0].dropout = 0.0;
+        }
+        Trainer::new(cfg).unwrap().run().unwrap();
+        let w = weights_in(&dir.join("epoch-0001.safetensors"));
+        std::fs::remove_dir_all(dir).unwrap();
+        w
+    };
+    let (full, half, quarter) = (
+        one_step("attr-rate-1", 1.0),
+        one_step("attr-rate-0.5", 0.5),
+        one_step("attr-rate-0.25", 0.25),
+    );
+    let mut heads = 0;
+    for ((name, f), ((_, h), (_, q))) in full.iter().zip(half.iter().zip(&quarter)) {
+        if name.starts_with("heads.") {
+            heads += 1;
+            // (w0 + d) - (w0 + d / 2) = 2 ((w0 + d / 2) - (w0 + d / 4)).
+            for ((f, h), q) in f.iter().zip(h).zip(q) {
+                approx::assert_abs_diff_eq!(f - h, 2.0 * (h - q), epsilon = 1e-6);
+            }
+            assert!(f != h, "{name} did not move at its own rate");
+        } else {
+            assert!(f == h && h == q, "{name} moved with the heads' rate");
+        }
+    }
+    assert!(heads > 0);
+    let dir = fresh_dir("attr-rate-bad");
+    let mut cfg = tiny_experiment(&dir, 1);
+    cfg.schedule.attribute_lr_scale = 1.5;
+    let err = Trainer::new(cfg)
+        .err()
+        .expect("a scale above 1")
+        .to_string();
+    assert!(err.contains("schedule.attribute_lr_scale"), "{err}");
+}

@@ -213,3 +213,23 @@ fn normalised_errors_get_the_face_benchmarks_thresholds() {
     e.thresholds = vec![0.05];
     assert_eq!(e.all_thresholds(), [0.05, 0.08, 0.1]);
 }
+
+/// The attribute path's rate scale is written only when it is not 1, so that configs (and
+/// the fingerprints made from them) written before it existed keep their form; it reads
+/// back, and is bounded to (0, 1].
+#[test]
+fn attribute_lr_scale_is_written_only_off_its_default() -> TestResult {
+    let mut cfg = ExperimentConfig::default();
+    assert!(!serde_json::to_string(&cfg)?.contains("attribute_lr_scale"));
+    cfg.schedule.attribute_lr_scale = 0.3;
+    let text = toml::to_string(&cfg)?;
+    assert!(text.contains("attribute_lr_scale = 0.3"), "{text}");
+    let back: ExperimentConfig = toml::from_str(&text)?;
+    assert_eq!(back.schedule.attribute_lr_scale, 0.3);
+    for bad in [0.0, -0.5, 1.5, f64::NAN] {
+        cfg.schedule.attribute_lr_scale = bad;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("schedule.attribute_lr_scale"), "{err}");
+    }
+    Ok(())
+}

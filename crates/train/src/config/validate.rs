@@ -241,6 +241,13 @@ impl ExperimentConfig {
                 ),
             );
         }
+        let scale = s.attribute_lr_scale;
+        if !(scale.is_finite() && scale > 0.0 && scale <= 1.0) {
+            return invalid(
+                "schedule.attribute_lr_scale",
+                format!("{scale} is not in (0, 1]"),
+            );
+        }
         Ok(())
     }
 
