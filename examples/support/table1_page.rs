@@ -260,13 +260,8 @@ fn checks(md: &mut String, st: &BTreeMap<(usize, usize), CellStats>) {
     );
     let mut parts = Vec::new();
     for (c, f) in FRACTIONS.iter().enumerate() {
-        let rows: Vec<usize> = (0..4).filter(|&r| ROWS[r].paper_in(c).is_some()).collect();
-        let cells: Vec<&CellStats> = rows.iter().filter_map(|&r| st.get(&(r, c))).collect();
-        let shared = if cells.len() == rows.len() {
-            shared_seeds(&cells)
-        } else {
-            Vec::new()
-        };
+        let cells = seq_mt_cells(st, c).unwrap_or_default();
+        let shared = shared_seeds(&cells);
         parts.push(if shared.len() < MIN_SEEDS {
             format!("{} incomplete", pct(*f))
         } else {
@@ -294,6 +289,15 @@ fn checks(md: &mut String, st: &BTreeMap<(usize, usize), CellStats>) {
     );
 }
 
+/// Column `c`'s cells of the Seq-MT rows (the first four of [`ROWS`]) that the paper has
+/// there, in the paper's order; `None` until every one of them is measured.
+fn seq_mt_cells(st: &BTreeMap<(usize, usize), CellStats>, c: usize) -> Option<Vec<&CellStats>> {
+    (0..4)
+        .filter(|&r| ROWS[r].paper_in(c).is_some())
+        .map(|r| st.get(&(r, c)))
+        .collect()
+}
+
 /// The seeds every one of `cells` has. Rows are compared on these, so that a row measured
 /// on more (or other) seeds is not above or below the others by its seeds alone.
 fn shared_seeds(cells: &[&CellStats]) -> Vec<u64> {
@@ -319,11 +323,9 @@ const PAIRS: [(usize, usize); 4] = [(1, 0), (2, 1), (3, 2), (3, 0)];
 fn paired(md: &mut String, st: &BTreeMap<(usize, usize), CellStats>) {
     let mut lines = Vec::new();
     for (c, &f) in FRACTIONS.iter().enumerate() {
-        let rows: Vec<usize> = (0..4).filter(|&r| ROWS[r].paper_in(c).is_some()).collect();
-        let cells: Vec<&CellStats> = rows.iter().filter_map(|&r| st.get(&(r, c))).collect();
-        if cells.len() != rows.len() {
+        let Some(cells) = seq_mt_cells(st, c) else {
             continue;
-        }
+        };
         let shared = shared_seeds(&cells);
         if shared.len() < 2 {
             continue;
