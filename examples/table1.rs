@@ -9,7 +9,7 @@
 //! 100% of the training images with landmark labels (no ELT rows at 100%), seeds 0-2. Every
 //! run is `ExperimentConfig::default()` (the shipped Blocks recipe: data, warm-up, ELT,
 //! schedule) with only the model, the costs, the landmark fraction and the seed set;
-//! `--epochs`, `--full` and the image counts override the recipe for every run alike.
+//! `--epochs`, `--lr`, `--full` and the image counts override the recipe for every run alike.
 //!
 //! Each finished run is appended as one JSON line to the results file (`--results`,
 //! default `docs/results/table1.jsonl`), and after each one the page
@@ -70,6 +70,10 @@ struct Args {
     /// Override the number of epochs of every run.
     #[arg(long)]
     epochs: Option<usize>,
+    /// Override the learning rate of every run (Adam's; the attribute path keeps its
+    /// multiple of it).
+    #[arg(long)]
+    lr: Option<f64>,
     /// Override the number of training images (the recipe's otherwise).
     #[arg(long)]
     train_images: Option<usize>,
@@ -132,6 +136,9 @@ fn run_spec(args: &Args, run: &PlannedRun) -> Result<RunSpec> {
     }
     if let Some(epochs) = args.epochs {
         cfg.schedule.epochs = epochs;
+    }
+    if let Some(lr) = args.lr {
+        cfg.schedule.adam.lr = lr;
     }
     let sizes = &mut cfg.data.generated_sizes;
     if let Some(n) = args.train_images {
@@ -320,10 +327,11 @@ fn main() -> Result<()> {
         .count();
     let sizes = specs[0].cfg.data.generated_sizes;
     println!(
-        "Table 1 on Blocks: {} run(s) selected, {} done, {todo} to run; {} epochs, {}/{}/{} images; results {}",
+        "Table 1 on Blocks: {} run(s) selected, {} done, {todo} to run; {} epochs at a rate of {}, {}/{}/{} images; results {}",
         runs.len(),
         runs.len() - todo,
         specs[0].cfg.schedule.epochs,
+        specs[0].cfg.schedule.adam.lr,
         sizes[0],
         sizes[1],
         sizes[2],
