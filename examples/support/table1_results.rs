@@ -340,7 +340,7 @@ pub fn recipe_fingerprint(experiment: &serde_json::Value) -> String {
 /// Settings that do not change what a run computes, or that are at the value that means
 /// what configs without them meant: the device, the limits, `data.crop = "auto"`, no
 /// `data.category`, no weight average, no relative clipping, no spread or overlap cost (nor
-/// the overlap's window). Runs recorded before these settings existed keep their fingerprints.
+/// the overlap's window), no label smoothing. Runs recorded before these settings existed keep their fingerprints.
 fn remove_unchanging(e: &mut serde_json::Value) {
     remove_path(e, &["device"]);
     remove_path(e, &["limits"]);
@@ -355,6 +355,7 @@ fn remove_unchanging(e: &mut serde_json::Value) {
         ("/schedule/clip_grad_relative", serde_json::json!(0.0)),
         ("/costs/map_spread", serde_json::json!(0.0)),
         ("/costs/map_overlap", serde_json::json!(0.0)),
+        ("/costs/label_smoothing", serde_json::json!(0.0)),
     ];
     for (pointer, value) in neutral {
         if e.pointer(pointer) == Some(&value) {

@@ -39,26 +39,63 @@ pub fn cross_entropy_loss(
     labels: &Tensor,
     mask: &Tensor,
 ) -> Result<Tensor> {
-    const F: &str = "cross_entropy_loss";
+    masked_cross_entropy("cross_entropy_loss", head, logits, labels, mask, 0.0)
+}
+
+/// [`cross_entropy_loss`] against a label-smoothed target: the true class gets
+/// `1 - smoothing` of the mass and every class `smoothing / n`, so the cost is
+/// `(1 - smoothing) * (-log p_label) + smoothing * mean_j(-log p_j)` per sample, masked and
+/// normalised as [`cross_entropy_loss`]. Its minimum sits at a finite margin, the true
+/// logit `ln(1 + n (1 - smoothing) / smoothing)` above the others (4.9 nats for 15 classes
+/// at 0.1), so once a head classifies a sample well the cost stops widening its margin,
+/// and with it stops moving the inputs the head reads. `smoothing` must lie in `[0, 1)`; 0 is
+/// [`cross_entropy_loss`] exactly.
+pub fn smoothed_cross_entropy_loss(
+    head: &str,
+    logits: &Tensor,
+    labels: &Tensor,
+    mask: &Tensor,
+    smoothing: f64,
+) -> Result<Tensor> {
+    const F: &str = "smoothed_cross_entropy_loss";
+    if !(0.0..1.0).contains(&smoothing) {
+        return Err(Error::InvalidArgument {
+            context: F,
+            field: "smoothing",
+            value: smoothing.to_string(),
+            reason: "must lie in [0, 1)",
+        });
+    }
+    masked_cross_entropy(F, head, logits, labels, mask, smoothing)
+}
+
+fn masked_cross_entropy(
+    func: &'static str,
+    head: &str,
+    logits: &Tensor,
+    labels: &Tensor,
+    mask: &Tensor,
+    smoothing: f64,
+) -> Result<Tensor> {
     let dims = check::rank(
-        F,
+        func,
         &format!("logits[{head}]"),
         logits,
         2,
         "(B, n_classes) logits",
     )?;
     let (b, n) = (dims[0], dims[1]);
-    check::float(F, &format!("logits[{head}]"), logits)?;
+    check::float(func, &format!("logits[{head}]"), logits)?;
     check::dims(
-        F,
+        func,
         &format!("labels[{head}]"),
         labels,
         &[b],
         "(B,) like `logits`",
     )?;
-    check::labels(F, &format!("labels[{head}]"), labels)?;
+    check::labels(func, &format!("labels[{head}]"), labels)?;
     check::dims(
-        F,
+        func,
         &format!("mask[{head}]"),
         mask,
         &[b],
@@ -66,7 +103,7 @@ pub fn cross_entropy_loss(
     )?;
     if n == 0 {
         return Err(Error::Shape {
-            func: F,
+            func,
             arg: format!("logits[{head}]"),
             expected: "(B, n_classes) with n_classes >= 1".to_string(),
             got: logits.dims().to_vec(),
@@ -80,7 +117,7 @@ pub fn cross_entropy_loss(
         if present {
             if label < 0 || label as u64 >= n as u64 {
                 return Err(Error::LabelOutOfRange {
-                    func: F,
+                    func,
                     head: head.to_string(),
                     sample,
                     label,
@@ -97,7 +134,11 @@ pub fn cross_entropy_loss(
     let device = logits.device();
     let logp = check::log_softmax_last(logits)?; // (B, n)
     let idx = Tensor::from_vec(safe, (b, 1), device)?;
-    let picked = logp.gather(&idx, 1)?.squeeze(1)?; // (B,)
+    let mut picked = logp.gather(&idx, 1)?.squeeze(1)?; // (B,)
+    if smoothing > 0.0 {
+        let uniform = logp.mean(1)?; // (B,)
+        picked = ((picked * (1.0 - smoothing))? + (uniform * smoothing)?)?;
+    }
     let valid = check::binarise(mask)?;
     let picked = valid.where_cond(&picked, &picked.zeros_like()?)?;
     let denom = count.max(1) as f64;

@@ -57,7 +57,7 @@ pub mod map_spread;
 pub mod objective;
 pub mod weight_decay;
 
-pub use attribute::{cross_entropy_loss, l1_loss};
+pub use attribute::{cross_entropy_loss, l1_loss, smoothed_cross_entropy_loss};
 pub use elt::{Elt, EltConfig, EltImages, EltOutput, EltPenalty};
 pub use error::{Error, Result};
 pub use heatmap::{heatmap_cross_entropy, nearest_pixel, HeatmapCeOutput};

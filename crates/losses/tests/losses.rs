@@ -280,6 +280,101 @@ fn cross_entropy_masks_and_errors() {
     assert!(e.to_string().contains("logits[pose]"), "{e}");
 }
 
+/// Label-smoothed cross-entropy on the host, in f64: the cross-entropy against the target
+/// `(1 - eps) one_hot + eps / n`, written out class by class.
+fn host_smoothed_ce(logits: &[f64], n: usize, labels: &[u32], mask: &[f64], eps: f64) -> f64 {
+    let (mut sum, mut cnt) = (0.0, 0.0);
+    for (i, row) in logits.chunks(n).enumerate() {
+        if mask[i] < 0.5 {
+            continue;
+        }
+        let mx = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let lse = mx + row.iter().map(|v| (v - mx).exp()).sum::<f64>().ln();
+        for (j, &z) in row.iter().enumerate() {
+            let hot = if j == labels[i] as usize { 1.0 } else { 0.0 };
+            let target = (1.0 - eps) * hot + eps / n as f64;
+            sum += target * (lse - z);
+        }
+        cnt += 1.0;
+    }
+    if cnt == 0.0 {
+        0.0
+    } else {
+        sum / cnt
+    }
+}
+
+#[test]
+fn smoothed_cross_entropy_matches_host_f64_and_its_gradient() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let (b, n) = (5, 4);
+    let logits = randv(&mut rng, b * n, -3.0, 3.0);
+    let labels = vec![1u32, 3, 0, 7, 2]; // sample 3 is masked out
+    let mask = vec![1.0, 1.0, 1.0, 0.0, 1.0];
+    let lt = Tensor::from_vec(logits.clone(), (b, n), &dev()).unwrap();
+    let labt = Tensor::from_vec(labels.clone(), b, &dev()).unwrap();
+    let mt = Tensor::from_vec(mask.clone(), b, &dev()).unwrap();
+    for eps in [0.0, 0.1, 0.5] {
+        let got = smoothed_cross_entropy_loss("config", &lt, &labt, &mt, eps)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        let want = host_smoothed_ce(&logits, n, &labels, &mask, eps);
+        assert_relative_eq!(got, want, max_relative = 1e-12);
+    }
+    // 0 is the plain cross-entropy, bit for bit.
+    let plain = cross_entropy_loss("config", &lt, &labt, &mt).unwrap();
+    let zero = smoothed_cross_entropy_loss("config", &lt, &labt, &mt, 0.0).unwrap();
+    assert_eq!(
+        plain.to_scalar::<f64>().unwrap(),
+        zero.to_scalar::<f64>().unwrap()
+    );
+    let labels = Tensor::new(&[2u32, 0, 1, 1], &dev()).unwrap();
+    let mask = Tensor::new(&[1f64, 1., 0., 1.], &dev()).unwrap();
+    grad_check(
+        &randv(&mut rng, 4 * 3, -2.0, 2.0),
+        &[4, 3],
+        |x| smoothed_cross_entropy_loss("camera", x, &labels, &mask, 0.2).unwrap(),
+        1e-6,
+    );
+}
+
+#[test]
+fn smoothed_cross_entropy_stops_at_a_finite_margin() {
+    // Two of n = 15 classes' logits: the true one at m, the rest at 0. The cost's slope in m
+    // is zero at m = ln(1 + n (1 - eps) / eps), where plain cross-entropy still descends.
+    let (n, eps) = (15usize, 0.1);
+    let m_star = (1.0 + n as f64 * (1.0 - eps) / eps).ln();
+    let labels = Tensor::new(&[0u32], &dev()).unwrap();
+    let mask = Tensor::new(&[1f64], &dev()).unwrap();
+    let slope = |m: f64, eps: f64| {
+        let mut row = vec![0.0; n];
+        row[0] = m;
+        let v = Var::from_vec(row, (1, n), &dev()).unwrap();
+        let c = smoothed_cross_entropy_loss("config", v.as_tensor(), &labels, &mask, eps).unwrap();
+        let g = c.backward().unwrap();
+        g.get(v.as_tensor()).unwrap().to_vec2::<f64>().unwrap()[0][0]
+    };
+    assert!(slope(m_star, eps).abs() < 1e-12, "{}", slope(m_star, eps));
+    assert!(slope(m_star - 1.0, eps) < 0.0 && slope(m_star + 1.0, eps) > 0.0);
+    assert!(slope(m_star + 1.0, 0.0) < 0.0);
+}
+
+#[test]
+fn smoothed_cross_entropy_rejects_smoothing_outside_0_1() {
+    let logits = Tensor::new(&[[1f32, 2., 3.]], &dev()).unwrap();
+    let labels = Tensor::new(&[0u32], &dev()).unwrap();
+    let mask = Tensor::new(&[1f32], &dev()).unwrap();
+    for bad in [-0.1, 1.0, f64::NAN] {
+        match smoothed_cross_entropy_loss("config", &logits, &labels, &mask, bad) {
+            Err(e @ Error::InvalidArgument { .. }) => {
+                assert!(e.to_string().contains("smoothing"), "{e}")
+            }
+            other => panic!("expected InvalidArgument for {bad}, got {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn l1_matches_host_and_finite_differences() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);

@@ -244,6 +244,11 @@ pub struct CostConfig {
     pub gamma: f64,
     /// Weight of each attribute head's cost (1 for every head not named).
     pub attribute_weights: std::collections::BTreeMap<String, f64>,
+    /// Label smoothing of every class head's cross-entropy, in `[0, 1)`
+    /// ([`landmark_ssl_losses::smoothed_cross_entropy_loss`]; 0 = the paper's plain
+    /// cross-entropy). It bounds the margin that A asks of its head, and so how far A moves
+    /// the landmarks the head reads once it classifies well.
+    pub label_smoothing: f64,
     /// ELT's transforms and penalty. Default: `EltConfig::blocks()`, sized for the default
     /// experiment (Blocks); other data name theirs (`EltConfig::default()`'s face-sized
     /// ranges and the paper's squared penalty are written out in the face and hand
@@ -302,6 +307,7 @@ impl Default for CostConfig {
             alpha: 1.0,
             gamma: 0.0,
             attribute_weights: Default::default(),
+            label_smoothing: 0.0,
             elt_transform: landmark_ssl_losses::EltConfig::blocks(),
             warmup_epochs: 8,
             rampup_epochs: 3,

@@ -81,7 +81,13 @@ pub fn step_terms<R: Rng + ?Sized>(
             let term = match head.kind {
                 HeadKind::Class { .. } => match batch.classes.get(&head.name) {
                     Some((labels, mask)) if has_any(mask)? => {
-                        Some(losses::cross_entropy_loss(&head.name, pred, labels, mask)?)
+                        Some(losses::smoothed_cross_entropy_loss(
+                            &head.name,
+                            pred,
+                            labels,
+                            mask,
+                            costs.label_smoothing,
+                        )?)
                     }
                     _ => None,
                 },

@@ -195,6 +195,19 @@ fn the_costs_on_the_maps_shape_are_checked() {
     );
 }
 
+#[test]
+fn label_smoothing_is_checked() {
+    for v in ["-0.1", "1.0", "nan", "inf"] {
+        assert_refused(
+            &format!("[costs]\nlabel_smoothing = {v}\n"),
+            &["costs.label_smoothing"],
+        );
+    }
+    let cfg = ExperimentConfig::from_toml_str("[costs]\nlabel_smoothing = 0.1\n").unwrap();
+    cfg.validate().unwrap();
+    assert_eq!(cfg.costs.label_smoothing, 0.1);
+}
+
 /// The shipped experiment files (and the smallest one) still pass every check.
 #[test]
 fn shipped_experiments_validate() {

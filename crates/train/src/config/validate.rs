@@ -277,6 +277,13 @@ impl ExperimentConfig {
                 return invalid(field, format!("{v} is not a non-negative number"));
             }
         }
+        let smoothing = self.costs.label_smoothing;
+        if !(smoothing.is_finite() && (0.0..1.0).contains(&smoothing)) {
+            return invalid(
+                "costs.label_smoothing",
+                format!("{smoothing} is not in [0, 1)"),
+            );
+        }
         let sigma = self.costs.map_overlap_sigma;
         if !(sigma.is_finite() && sigma > 0.0) {
             return invalid(
