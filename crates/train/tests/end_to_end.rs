@@ -225,6 +225,7 @@ fn learning_rate_ramps_up_after_each_start_of_adam_and_resumes_mid_ramp() {
         cfg.costs.warmup_epochs = 1;
         cfg.schedule.lr_rampup_epochs = 2;
         cfg.schedule.lr_decay = 0.5;
+        cfg.schedule.adam.lr = 1e-3;
         cfg.schedule.restart_optimizer_at_join = restart;
         cfg
     };
