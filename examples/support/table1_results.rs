@@ -340,13 +340,18 @@ pub fn recipe_fingerprint(experiment: &serde_json::Value) -> String {
 /// Settings that do not change what a run computes, or that are at the value that means
 /// what configs without them meant: the device, the limits, `data.crop = "auto"`, no
 /// `data.category`, no weight average, no relative clipping, no spread or overlap cost (nor
-/// the overlap's window), no label smoothing. Runs recorded before these settings existed keep their fingerprints.
+/// the overlap's window), no label smoothing (nor any in a run without A). Runs recorded
+/// before these settings existed keep their fingerprints.
 fn remove_unchanging(e: &mut serde_json::Value) {
     remove_path(e, &["device"]);
     remove_path(e, &["limits"]);
-    // The overlap's window matters only with the overlap cost on.
+    // The overlap's window matters only with the overlap cost on, label smoothing only
+    // with A.
     if e.pointer("/costs/map_overlap") == Some(&serde_json::json!(0.0)) {
         remove_path(e, &["costs", "map_overlap_sigma"]);
+    }
+    if e.pointer("/costs/attribute") == Some(&serde_json::json!(false)) {
+        remove_path(e, &["costs", "label_smoothing"]);
     }
     let neutral = [
         ("/data/crop", serde_json::json!("auto")),
@@ -582,6 +587,24 @@ pub mod tests {
         assert_eq!(run_fingerprint(&e, &model), fp);
         e["schedule"]["weight_average_decay"] = 0.99.into();
         assert_ne!(run_fingerprint(&e, &model), fp);
+        // Label smoothing is part of a run with A only.
+        let mut e = exp.clone();
+        e["costs"]["label_smoothing"] = 0.1.into();
+        assert_eq!(run_fingerprint(&e, &model), fp);
+        e["costs"]["attribute"] = true.into();
+        let mut with_a = exp.clone();
+        with_a["costs"]["attribute"] = true.into();
+        assert_ne!(
+            run_fingerprint(&e, &model),
+            run_fingerprint(&with_a, &model)
+        );
+        with_a["costs"]["label_smoothing"] = 0.0.into();
+        let mut plain_a = exp.clone();
+        plain_a["costs"]["attribute"] = true.into();
+        assert_eq!(
+            run_fingerprint(&with_a, &model),
+            run_fingerprint(&plain_a, &model)
+        );
         let changed_model = serde_json::json!({"SeqMt": {"beta": 3.0}});
         assert_ne!(run_fingerprint(&exp, &changed_model), fp);
         // The grid's variables change the run but not the recipe.
