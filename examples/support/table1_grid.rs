@@ -24,7 +24,8 @@ pub struct Row {
     pub costs: &'static str,
     /// `schedule.adam.lr`: `None` keeps the recipe's rate (`ExperimentConfig::default()`).
     /// Comm-MT and Heatmap-MT keep the rate at which their rows were measured and their
-    /// class paths tuned, 1e-3; Seq-MT learns at the recipe's (docs/experiments/table1-schedule.md).
+    /// class paths tuned, 1e-3; Seq-MT learns at the recipe's
+    /// (docs/experiments/table1-schedule.md).
     pub lr: Option<f64>,
     /// `schedule.attribute_lr_scale`: the class path's rate against the row's rate.
     /// The Comm-MT and Heatmap-MT class heads stay at chance at 1e-3, where their landmarks
