@@ -15,7 +15,8 @@
 //! join with weights that grow over 3 epochs; the labelled images are jittered (+-10
 //! degrees, +-5%), a bound on the maps' logit range keeps the soft-argmax soft, ELT uses
 //! `EltConfig::blocks()` (transforms that keep the figure in the frame, a Huber penalty),
-//! Adam learns at 2e-3, and a moving average of the weights is validated, kept and tested.
+//! Adam learns at 2e-3, A's cross-entropy is label-smoothed (0.1), and a moving average of
+//! the weights is validated, kept and tested.
 //! docs/experiments/elt-join.md and docs/experiments/table1-schedule.md give the
 //! measurements behind each part; an experiment file (`examples/experiments/blocks.toml`,
 //! run by `examples/train.rs`) changes any of them. The whole grid of Table 1 is

@@ -130,6 +130,9 @@ fn run_spec(args: &Args, run: &PlannedRun) -> Result<RunSpec> {
     if let Some(lr) = row.lr {
         cfg.schedule.adam.lr = lr;
     }
+    if let Some(smoothing) = row.label_smoothing {
+        cfg.costs.label_smoothing = smoothing;
+    }
     cfg.schedule.attribute_lr_scale = row.attribute_lr_scale;
     cfg.labels.landmark_fraction = fraction;
     cfg.seed = seed;

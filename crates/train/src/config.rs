@@ -247,7 +247,9 @@ pub struct CostConfig {
     /// Label smoothing of every class head's cross-entropy, in `[0, 1)`
     /// ([`landmark_ssl_losses::smoothed_cross_entropy_loss`]; 0 = the paper's plain
     /// cross-entropy). It bounds the margin that A asks of its head, and so how far A moves
-    /// the landmarks the head reads once it classifies well.
+    /// the landmarks the head reads once it classifies well: plain cross-entropy keeps
+    /// widening its margins and, on Blocks, moved the points of the unlabelled images away
+    /// from where ELT and L put them (docs/experiments/table1-schedule.md). Default 0.1.
     pub label_smoothing: f64,
     /// ELT's transforms and penalty. Default: `EltConfig::blocks()`, sized for the default
     /// experiment (Blocks); other data name theirs (`EltConfig::default()`'s face-sized
@@ -307,7 +309,7 @@ impl Default for CostConfig {
             alpha: 1.0,
             gamma: 0.0,
             attribute_weights: Default::default(),
-            label_smoothing: 0.0,
+            label_smoothing: 0.1,
             elt_transform: landmark_ssl_losses::EltConfig::blocks(),
             warmup_epochs: 8,
             rampup_epochs: 3,

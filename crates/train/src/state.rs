@@ -44,10 +44,11 @@ pub struct TrainState {
 /// Settings added after run folders had been written whose default changes what a run
 /// computes, with the value that computes what the library did before they existed (section,
 /// field, value): a folder without them is another experiment than today's default.
-fn added_settings() -> [(&'static str, &'static str, serde_json::Value); 4] {
+fn added_settings() -> [(&'static str, &'static str, serde_json::Value); 5] {
     [
         ("costs", "map_logit_bound", serde_json::json!(0.0)),
         ("costs", "rampup_epochs", serde_json::json!(0)),
+        ("costs", "label_smoothing", serde_json::json!(0.0)),
         ("schedule", "weight_average_decay", serde_json::json!(0.0)),
         ("schedule", "clip_grad_relative", serde_json::json!(0.0)),
     ]
@@ -378,7 +379,7 @@ pub(crate) mod tests {
     /// A folder written before a setting whose default changes the run existed compares at
     /// the setting's earlier behaviour, not at today's default.
     #[test]
-    fn older_folders_predate_the_weight_average_and_the_ramps() {
+    fn older_folders_predate_the_weight_average_the_ramps_and_smoothing() {
         let cfg = ExperimentConfig::default();
         let m = models::preset(&cfg.model.preset).unwrap();
         let now = TrainState::new(&cfg, &m);
@@ -387,6 +388,7 @@ pub(crate) mod tests {
             ("schedule", "weight_average_decay"),
             ("costs", "map_logit_bound"),
             ("costs", "rampup_epochs"),
+            ("costs", "label_smoothing"),
         ] {
             v[section].as_object_mut().unwrap().remove(field);
         }
@@ -397,6 +399,7 @@ pub(crate) mod tests {
         before.schedule.weight_average_decay = 0.0;
         before.costs.map_logit_bound = 0.0;
         before.costs.rampup_epochs = 0;
+        before.costs.label_smoothing = 0.0;
         assert!(old.same_experiment(&TrainState::new(&before, &m)));
     }
 

@@ -203,9 +203,11 @@ fn label_smoothing_is_checked() {
             &["costs.label_smoothing"],
         );
     }
-    let cfg = ExperimentConfig::from_toml_str("[costs]\nlabel_smoothing = 0.1\n").unwrap();
+    assert_eq!(ExperimentConfig::default().costs.label_smoothing, 0.1);
+    // 0 is the paper's plain cross-entropy.
+    let cfg = ExperimentConfig::from_toml_str("[costs]\nlabel_smoothing = 0.0\n").unwrap();
     cfg.validate().unwrap();
-    assert_eq!(cfg.costs.label_smoothing, 0.1);
+    assert_eq!(cfg.costs.label_smoothing, 0.0);
 }
 
 /// The shipped experiment files (and the smallest one) still pass every check.
