@@ -11,9 +11,9 @@
 //! training set; whole-image crops, no jitter), and for each weighted term in force at the
 //! saved epoch (lambda L, each A head, alpha ELT, the costs on the maps) prints the median
 //! norm of its gradient into the landmark network (every variable outside the attribute
-//! path: the heads, Heatmap-MT's branch) and its median value, and the median cosine between
-//! A's gradient and the sum of the others: near 1, A pushes where the other costs push;
-//! near 0, it adds a direction of its own.
+//! path: the heads, Heatmap-MT's branch) and its median value, and the median cosine
+//! between A's gradient (every head's) and the sum of the others': near 1, A pushes where
+//! the other costs push; near 0, it adds a direction of its own.
 
 #[path = "support/jemalloc.rs"]
 mod jemalloc;
@@ -95,6 +95,13 @@ fn main() -> Result<()> {
             &model_cfg,
             VarBuilder::from_varmap(&varmap, DType::F32, &device),
         )?;
+        let vars: Vec<(String, Var)> = varmap
+            .data()
+            .lock()
+            .map_err(|_| anyhow::anyhow!("variable map poisoned"))?
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         // The last epoch's weights file holds what the run keeps (with a weight average,
         // the average); the optimiser file holds the optimised weights beside it.
         load_weights(dir.join(&state.weights), &varmap)?;
@@ -105,12 +112,7 @@ fn main() -> Result<()> {
             let path = dir.join(&state.optimizer);
             let saved = candle_core::safetensors::load(&path, &device)
                 .with_context(|| format!("reading {}", path.display()))?;
-            for (name, var) in varmap
-                .data()
-                .lock()
-                .map_err(|_| anyhow::anyhow!("variable map poisoned"))?
-                .iter()
-            {
+            for (name, var) in &vars {
                 let raw = saved
                     .get(&format!("average.raw.{name}"))
                     .with_context(|| format!("{}: no average.raw.{name}", path.display()))?;
@@ -118,13 +120,6 @@ fn main() -> Result<()> {
             }
             "optimised weights"
         };
-        let vars: Vec<(String, Var)> = varmap
-            .data()
-            .lock()
-            .map_err(|_| anyhow::anyhow!("variable map poisoned"))?
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
         // The landmark network: every variable outside the attribute path.
         let trunk: Vec<&Tensor> = vars
             .iter()
@@ -173,17 +168,20 @@ fn main() -> Result<()> {
                     .push(t.to_dtype(DType::F64)?.to_scalar::<f64>()?);
                 grads.insert(k.clone(), v);
             }
-            if let Some(a) = grads
-                .iter()
-                .find(|(k, _)| k.starts_with("attribute"))
-                .map(|(_, v)| v.clone())
-            {
-                let mut rest = vec![0.0; a.len()];
-                for (k, v) in &grads {
-                    if !k.starts_with("attribute") {
-                        rest.iter_mut().zip(v).for_each(|(r, x)| *r += x);
-                    }
-                }
+            // A: every attribute head's term together; the rest: every other term.
+            let n = trunk.iter().map(|t| t.elem_count()).sum();
+            let (mut a, mut rest) = (vec![0.0; n], vec![0.0; n]);
+            let mut has_a = false;
+            for (k, v) in &grads {
+                let sum = if k.starts_with("attribute") {
+                    has_a = true;
+                    &mut a
+                } else {
+                    &mut rest
+                };
+                sum.iter_mut().zip(v).for_each(|(s, x)| *s += x);
+            }
+            if has_a {
                 let dot: f64 = a.iter().zip(&rest).map(|(x, y)| x * y).sum();
                 cosines.push(dot / (norm(&a) * norm(&rest)).max(1e-30));
             }
